@@ -1,0 +1,1 @@
+"""Shared code for every function: naming, configuration, data formats, AWS helpers, the ML recipe."""
