@@ -39,24 +39,25 @@ def iam_statements(resources: dict[str, dict[str, Any]]) -> list[tuple[str, dict
     for logical_id, res in resources.items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::IAM::Role":
-            docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            docs = [p["PolicyDocument"] for p in _flatten_ifs(props.get("Policies", []), "PolicyDocument")]
         elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
             docs = [props["PolicyDocument"]]
         else:
             continue
         for doc in docs:
-            for statement in _flatten_ifs(doc["Statement"]):
+            for statement in _flatten_ifs(doc["Statement"], "Effect"):
                 found.append((logical_id, statement))
     return found
 
 
-def _flatten_ifs(statements: list[Any]) -> list[dict[str, Any]]:
+def _flatten_ifs(items: list[Any], key: str) -> list[dict[str, Any]]:
+    """Both branches of every Fn::If that holds an item (a statement, a policy) with `key`."""
     flat = []
-    for statement in statements:
-        if isinstance(statement, dict) and "Fn::If" in statement:
-            flat.extend(s for s in statement["Fn::If"][1:] if isinstance(s, dict) and "Effect" in s)
+    for item in items:
+        if isinstance(item, dict) and "Fn::If" in item:
+            flat.extend(branch for branch in item["Fn::If"][1:] if isinstance(branch, dict) and key in branch)
         else:
-            flat.append(statement)
+            flat.append(item)
     return flat
 
 
