@@ -1,0 +1,360 @@
+"""Seam 1: Lambda handlers run in-process. Gap: moto 5.2.5 runs function code only in Docker; with `{"lambda":
+{"use_docker": False}}` it runs no code at all (it echoes the input).
+
+What this does on every invoke (RequestResponse or Event, from a client, Step Functions or EventBridge):
+- finds the function's code: the folder the harness registered (`Registry.functions`, the `sam build` output)
+  or else the deployment package moto keeps, extracted once to `<work_dir>/lambda/<name>-<sha12>/`, plus each
+  layer's `python/` folder (registered, or extracted from the layer versions attached to the function);
+- imports the handler module under a unique module name per function, code and configuration;
+- applies the function's environment variables (and Lambda's own: AWS_LAMBDA_FUNCTION_NAME, AWS_REGION, ...)
+  for the call and restores them after; calls are serialised with one lock because os.environ and sys.path are
+  per process;
+- passes a Lambda-like context (function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id,
+  get_remaining_time_in_millis() counting down from Timeout);
+- turns an exception into Lambda's error payload {errorType, errorMessage, stackTrace} with the function-error
+  header set, which Step Functions turns into a task failure whose Error is errorType. In server mode (no
+  in-process mock) handlers' boto3 clients are pointed at the server with AWS_ENDPOINT_URL.
+
+moto internals touched: `moto.awslambda.models.LambdaFunction._invoke_lambda` (replaced: same signature and
+(payload, errored, logs) result); `moto.awslambda_simple.models.LambdaSimpleBackend.invoke` (replaced by
+`LambdaBackend.invoke`, so the no-Docker backend runs code too);
+`LambdaFunction.create_from_cloudformation_json` (wrapped: keeps `Layers`, which moto's CloudFormation drops).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from hashlib import sha256
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from offline.seams import _patching, faults
+
+# os.environ and sys.path are process-wide: one handler at a time. Reentrant, so a handler may invoke another
+# function synchronously in-process.
+_INVOKE_LOCK = threading.RLock()
+_modules: dict[str, ModuleType] = {}
+# Modules imported from a function's code dir or a layer dir, by that dir: they are in sys.modules only
+# while a function using that dir runs, so two functions (or layers) may each have their own `mlops_common`.
+_owned: dict[str, dict[str, ModuleType]] = {}
+_extract_lock = threading.Lock()
+
+
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers and Powertools use."""
+
+    def __init__(self, function: Any, request_id: str, log_stream: str) -> None:
+        self.function_name: str = function.function_name
+        self.function_version: str = "$LATEST"
+        self.invoked_function_arn: str = function.function_arn
+        self.memory_limit_in_mb: int = int(function.memory_size)
+        self.aws_request_id: str = request_id
+        self.log_group_name: str = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name: str = log_stream
+        self.identity: Any = None
+        self.client_context: Any = None
+        self._deadline = time.monotonic() + float(function.timeout or 3)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class HandlerNotFound(Exception):
+    """The function's Handler setting does not name a function in its module (Runtime.HandlerNotFound)."""
+
+    error_type = "Runtime.HandlerNotFound"
+
+
+class ImportModuleError(HandlerNotFound):
+    """The handler's module is missing or fails to import (Runtime.ImportModuleError)."""
+
+    error_type = "Runtime.ImportModuleError"
+
+
+# ---------------------------------------------------------------- code location
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def _extract(data: bytes, target: Path) -> Path:
+    """Unzip once (atomically: a half-extracted folder is never used)."""
+    with _extract_lock:
+        if target.is_dir():
+            return target
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(tmp)
+        tmp.replace(target)
+        return target
+
+
+def _code_dir(function: Any, state: Any) -> Path:
+    registered = state.registry.functions.get(function.function_name)
+    if registered is not None:
+        return Path(registered.code_dir)
+    data: bytes = getattr(function, "code_bytes", b"") or b""
+    if not data:
+        raise HandlerNotFound(
+            f"function {function.function_name} has no zip deployment package offline "
+            "(image functions are not supported offline); register its code dir with the harness"
+        )
+    digest = sha256(data).hexdigest()[:12]
+    return _extract(data, state.work_dir / "lambda" / f"{_safe(function.function_name)}-{digest}")
+
+
+def _layer_paths(function: Any, state: Any) -> list[Path]:
+    registered = state.registry.functions.get(function.function_name)
+    if registered is not None:
+        roots = [Path(p) for p in registered.layer_dirs]
+    else:
+        from moto.awslambda.utils import get_backend
+
+        backend = get_backend(function.account_id, function.region)
+        roots = []
+        for layer in function.layers or []:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            data = getattr(version, "code_bytes", b"") if version else b""
+            if data:
+                name = _safe(layer["Arn"].split(":layer:")[-1])
+                roots.append(
+                    _extract(
+                        data, state.work_dir / "lambda" / "layers" / f"{name}-{sha256(data).hexdigest()[:12]}"
+                    )
+                )
+    paths: list[Path] = []
+    py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for root in roots:
+        # Lambda puts /opt/python and /opt/python/lib/python3.x/site-packages on the path.
+        for candidate in (root / "python", root / "python" / "lib" / py / "site-packages"):
+            if candidate.is_dir():
+                paths.append(candidate)
+    return paths
+
+
+def _load_handler(function: Any, code_dir: Path, environment: dict[str, str]) -> Any:
+    handler_setting = function.handler or ""
+    module_path, _, attr = handler_setting.rpartition(".")
+    if not module_path or not attr:
+        raise HandlerNotFound(
+            f"Handler {handler_setting!r} of {function.function_name} is not <module>.<function>"
+        )
+    source = code_dir / (module_path.replace(".", "/") + ".py")
+    if not source.is_file():
+        raise ImportModuleError(f"Unable to import module '{module_path}': no {source.name} in {code_dir}")
+    # A new module for new code or configuration (a cold start); the same one otherwise (a warm start).
+    config_key = sha256(json.dumps(environment, sort_keys=True).encode()).hexdigest()[:8]
+    stamp = f"{source.stat().st_mtime_ns}"
+    key = f"{code_dir}|{source}|{stamp}|{config_key}"
+    module = _modules.get(key)
+    if module is None:
+        name = f"offline_lambda_{_safe(function.function_name)}_{sha256(key.encode()).hexdigest()[:10]}"
+        spec = importlib.util.spec_from_file_location(name, source)
+        if spec is None or spec.loader is None:
+            raise HandlerNotFound(f"cannot load {source}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            sys.modules.pop(name, None)
+            raise ImportModuleError(f"Unable to import module '{module_path}': {error}") from error
+        _modules[key] = module
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise HandlerNotFound(
+            f"Handler '{attr}' missing on module '{module_path}' of {function.function_name}"
+        )
+    return handler
+
+
+# ---------------------------------------------------------------- environment
+
+
+def _function_environment(function: Any, state: Any, code_dir: Path, log_stream: str) -> dict[str, str]:
+    from moto import settings
+    from moto.core.models import botocore_stubber
+
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function.timeout),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.run_time}",
+        "AWS_REGION": function.region,
+        "AWS_DEFAULT_REGION": function.region,
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "_HANDLER": function.handler or "",
+        # No X-Ray daemon offline; a function may still turn tracing on through its own variables.
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    for key, value in {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline"}.items():
+        env[key] = os.environ.get(key, value)
+    if not botocore_stubber.enabled:
+        # moto runs as a server: handlers' clients must reach it, not AWS.
+        env["AWS_ENDPOINT_URL"] = state.endpoint_url or f"http://localhost:{settings.moto_server_port()}"
+    env.update({k: str(v) for k, v in (function.environment_vars or {}).items()})
+    return env
+
+
+def _owner(module: ModuleType, roots: list[str]) -> str | None:
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    for root in roots:
+        if file.startswith(root + os.sep):
+            return root
+    return None
+
+
+@contextmanager
+def _module_scope(paths: list[Path]) -> Iterator[None]:
+    """sys.modules holds this function's own modules (and no other function's) for the duration of the
+    call."""
+    roots = [str(p) for p in paths]
+    foreign = {name for root, mods in _owned.items() if root not in roots for name in mods}
+    stashed = {name: sys.modules.pop(name) for name in list(sys.modules) if name in foreign}
+    mine = {name: mod for root in roots for name, mod in _owned.get(root, {}).items()}
+    replaced = {name: sys.modules[name] for name in mine if name in sys.modules}
+    sys.modules.update(mine)
+    try:
+        yield
+    finally:
+        for name, module in list(sys.modules.items()):
+            root = _owner(module, roots)
+            if root is not None and not name.startswith("offline_lambda_"):
+                _owned.setdefault(root, {})[name] = module
+                del sys.modules[name]
+        sys.modules.update(replaced)
+        sys.modules.update(stashed)
+
+
+@contextmanager
+def _applied(env: dict[str, str], paths: list[Path]) -> Iterator[None]:
+    saved_env = {key: os.environ.get(key) for key in env}
+    saved_path = list(sys.path)
+    os.environ.update(env)
+    sys.path[:0] = [str(p) for p in paths]
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        sys.path[:] = saved_path
+
+
+# ---------------------------------------------------------------- invoke
+
+
+def _error_payload(error: BaseException, request_id: str) -> dict[str, Any]:
+    frames = traceback.extract_tb(error.__traceback__)
+    return {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(frames),
+    }
+
+
+def run_handler(function: Any, event: Any, state: Any) -> tuple[str, bool, str]:
+    """Run the function's handler on event; return (payload JSON, errored, log text) like moto's Docker
+    path."""
+    request_id = str(uuid.uuid4())
+    log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id.replace('-', '')}"
+    logs: list[str] = [f"START RequestId: {request_id} Version: $LATEST"]
+    errored = False
+    with _INVOKE_LOCK:
+        try:
+            code_dir = _code_dir(function, state)
+            paths = [code_dir, *_layer_paths(function, state)]
+            env = _function_environment(function, state, code_dir, log_stream)
+            with _applied(env, paths), _module_scope(paths), faults.handler_scope():
+                context = LambdaContext(function, request_id, log_stream)
+                handler = _load_handler(function, code_dir, dict(function.environment_vars or {}))
+                result = handler(event, context)
+            try:
+                payload = json.dumps(result)
+            except (TypeError, ValueError) as error:
+                errored = True
+                payload = json.dumps(
+                    {
+                        "errorMessage": f"Unable to marshal response: {error}",
+                        "errorType": "Runtime.MarshalError",
+                        "requestId": request_id,
+                        "stackTrace": [],
+                    }
+                )
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - every handler failure becomes a Lambda error
+            errored = True
+            body = _error_payload(error, request_id)
+            if isinstance(error, HandlerNotFound):
+                body["errorType"] = error.error_type
+            payload = json.dumps(body)
+            logs.append(f"[ERROR] {body['errorType']}: {body['errorMessage']}")
+            logs.extend("".join(traceback.format_exception(error)).splitlines())
+    logs.append(f"END RequestId: {request_id}")
+    return payload, errored, "\n".join(logs)
+
+
+def install(state: Any) -> None:
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    _patching.original(LambdaFunction, "_invoke_lambda")  # fails loudly if moto renamed it
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        self.logs_backend.ensure_log_group(self.logs_group_name)
+        payload, errored, logs = run_handler(self, {} if event is None else event, state)
+        self.save_logs(logs)
+        return payload, errored, logs
+
+    _patching.replace(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    _patching.replace(
+        LambdaSimpleBackend, "invoke", _patching.original(LambdaBackend, "invoke"), must_exist=False
+    )
+
+    cfn_create = _patching.original(LambdaFunction, "create_from_cloudformation_json").__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        function = cfn_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        layers = cloudformation_json.get("Properties", {}).get("Layers")
+        if layers:
+            # moto resolves Ref of an AWS::Lambda::LayerVersion to the LayerVersion object itself.
+            arns = [str(getattr(layer, "arn", layer)) for layer in layers]
+            function.layers = function._get_layers_data(arns)
+        return function
+
+    _patching.replace(
+        LambdaFunction, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json)
+    )
+
+
+def uninstall() -> None:
+    _modules.clear()
+    _owned.clear()
