@@ -1,0 +1,64 @@
+"""Tell people (SNS) and machines (EventBridge) how a run or a deployment ended; returns the failure's
+error and cause so the state machine's Fail state carries them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common import report
+from mlops_common.aws import publish_notification
+
+logger = Logger(service="pipeline-notify")
+tracer = Tracer(service="pipeline-notify")
+metrics = Metrics(service="pipeline")
+
+
+def _send(subject: str, message: dict[str, Any], detail_type: str) -> None:
+    publish_notification(
+        os.environ["NOTIFICATION_TOPIC_ARN"],
+        subject,
+        message,
+        event_source=report.EVENT_SOURCE,
+        event_detail_type=detail_type,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="state.runId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcome, state = event["outcome"], event.get("state") or {}
+    message: dict[str, Any] = {"outcome": outcome, **report.summary(state)}
+    for step, seconds in report.step_durations(state).items():
+        metrics.add_metric(name=f"{step}Seconds", unit=MetricUnit.Seconds, value=seconds)
+    if outcome in ("failed", "deploy_failed"):
+        message.update(report.failure(state))
+        if outcome == "failed":
+            metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
+            _send(f"Run failed at {message['step']}: {message['dataset']}", message, report.FAILED)
+        elif state.get("source") == "approval":  # a pipeline-started deployment is reported by its run
+            message["modelPackageArn"] = state.get("modelPackageArn")
+            _send(f"Deployment failed: {state.get('modelPackageArn')}", message, report.DEPLOY_FAILED)
+        logger.error("failure notified", extra=message)
+        return {"error": message["error"], "cause": f"{message['step']}: {message['cause']}"[:32768]}
+    if outcome == "deployed":
+        deployment = state.get("deploy") or {}
+        message.update(
+            {"modelPackageArn": state.get("modelPackageArn"), "endpointName": deployment.get("endpointName")}
+        )
+        _send(f"Deployed: {deployment.get('endpointName')}", message, report.DEPLOYED)
+    else:
+        metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
+        if outcome == "pending_approval":
+            message["nextStep"] = (
+                "approve to deploy: aws sagemaker update-model-package --model-approval-status Approved "
+                f"--model-package-arn {message.get('modelPackageArn')}"
+            )
+        _send(f"Run succeeded ({outcome}): {message['dataset']}", message, report.SUCCEEDED)
+    logger.info("outcome notified", extra=message)
+    return message

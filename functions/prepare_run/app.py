@@ -1,0 +1,35 @@
+"""Prepare a run: configuration, data format, names, recipe upload, experiment trial, job requests."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common import prepare
+from mlops_common.aws import client
+
+logger = Logger(service="pipeline-prepare-run")
+tracer = Tracer(service="pipeline-prepare-run")
+
+
+@logger.inject_lambda_context(correlation_id_path="runId")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Invalid configuration or data raises a named error (InvalidConfigError, DataFormatError, ...) whose
+    # message says what to fix; the state machine's Catch notifies it.
+    run = prepare.prepare_run(
+        event, prepare.Settings.from_env(dict(os.environ)), client("s3"), client("sagemaker")
+    )
+    logger.info(
+        "run prepared",
+        extra={
+            "dataset": run["dataset"],
+            "format": run["data"]["format"],
+            "names": run["names"],
+            "code": run["code"],
+        },
+    )
+    return run

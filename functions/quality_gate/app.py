@@ -1,0 +1,38 @@
+"""Quality gate: threshold and champion/challenger on the evaluation job's metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common import gate
+from mlops_common.aws import client
+from mlops_common.run_config import RunConfig, metric_and_threshold
+
+logger = Logger(service="pipeline-quality-gate")
+tracer = Tracer(service="pipeline-quality-gate")
+metrics = Metrics(service="pipeline")
+
+
+@logger.inject_lambda_context(correlation_id_path="run.runId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = event["run"]
+    evaluation_uri, evaluation = gate.read_evaluation(client("s3"), run["paths"]["evaluation"])
+    metric, threshold = metric_and_threshold(RunConfig(run["config"]), evaluation.get("problem_type", ""))
+    champion = gate.find_champion(client("sagemaker"), run["names"]["endpoint"])
+    result = gate.decide(evaluation["metrics"], metric, threshold, champion)
+    if not result.passed:
+        metrics.add_dimension(name="dataset", value=run["names"]["modelPackageGroup"])
+        metrics.add_metric(name="GateRejections", unit=MetricUnit.Count, value=1)
+    logger.info("gate decided", extra=result.as_dict())
+    return {
+        **result.as_dict(),
+        "metrics": evaluation["metrics"],
+        "problemType": evaluation.get("problem_type"),
+        "evaluationUri": evaluation_uri,
+    }

@@ -1,0 +1,29 @@
+"""Register the accepted model in the dataset's model package group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common import registry
+from mlops_common.aws import client
+
+logger = Logger(service="pipeline-register-model")
+tracer = Tracer(service="pipeline-register-model")
+
+
+@logger.inject_lambda_context(correlation_id_path="run.runId")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = registry.register(
+        client("sagemaker"),
+        run=event["run"],
+        model_data_url=event["modelDataUrl"],
+        evaluation_uri=event["gate"]["evaluationUri"],
+        metrics=event["gate"]["metrics"],
+        gate=event["gate"],
+    )
+    logger.info("model registered", extra=result)
+    return result

@@ -1,0 +1,55 @@
+"""S3 'Object Created' (EventBridge) -> one pipeline execution per dataset version (trigger convention:
+docs/pipeline.md). Ignored objects and redelivered events are logged with the reason, never raised."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from mlops_common import starter, trigger
+from mlops_common.aws import client
+
+logger = Logger(service="pipeline-start-run")
+tracer = Tracer(service="pipeline-start-run")
+metrics = Metrics(service="pipeline")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        objects = trigger.parse_events(event)
+    except trigger.EventShapeError as error:
+        logger.warning("ignored event", extra={"reason": str(error)})
+        return {"results": [{"outcome": starter.IGNORED, "reason": str(error)}]}
+    results = []
+    for obj in objects:
+        try:
+            result = starter.start_for_event(
+                obj,
+                sfn=client("stepfunctions"),
+                s3=client("s3"),
+                state_machine_arn=os.environ["PIPELINE_STATE_MACHINE_ARN"],
+                input_bucket=os.environ["INPUT_BUCKET"],
+            )
+        except ClientError:
+            # Raised again so Lambda's async retries and the rule's RetryPolicy deliver the event again.
+            logger.exception("could not start the run; the event will be retried", extra={"key": obj.key})
+            raise
+        if result["outcome"] == starter.STARTED:
+            logger.set_correlation_id(result["executionName"])
+            metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
+            logger.info("run started", extra=result)
+        elif result["outcome"] == starter.DUPLICATE:
+            logger.info("duplicate event: the run already exists", extra=result)
+        else:
+            logger.info("object ignored", extra=result)
+        results.append(result)
+    return {"results": results}

@@ -1,0 +1,470 @@
+"""Prepare a run: resolve its configuration, look at its data, upload the recipe, name everything, and build
+the SageMaker job requests the state machine sends (contract B). The state machine adds only the job names,
+so a retried job gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops_common import images, naming, recipe_bundle
+from mlops_common.data_formats import (
+    CONFIG_FILE,
+    DataFormatError,
+    DetectedFormat,
+    detect_format,
+    is_control_file,
+)
+from mlops_common.run_config import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    RunConfig,
+    defaults_from_env,
+    parse_overrides,
+    resolve,
+)
+from mlops_common.trigger import MARKER, SINGLE_FILE, TRAINING_PREFIX
+
+PROCESSING = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING}/input/code"
+VOLUME_GB = 30
+RECIPES_PREFIX = "recipes"
+_TEXT_SAMPLE_BYTES = 4096
+
+
+class RunInputError(ValueError):
+    """The execution input is not what start_run sends."""
+
+
+class DatasetNotFoundError(ValueError):
+    """The dataset's files are gone or empty; the message says where the run looked."""
+
+
+class RecipeRequiredError(ValueError):
+    """Non-tabular data without a recipe in pipeline.json; the message says what to add."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the run lives, from the function's environment."""
+
+    stack_name: str
+    region: str
+    input_bucket: str
+    output_bucket: str
+    models_bucket: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Settings:
+        return cls(
+            stack_name=env["STACK_NAME"],
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            input_bucket=env["INPUT_BUCKET"],
+            output_bucket=env["OUTPUT_BUCKET"],
+            models_bucket=env["MODELS_BUCKET"],
+            defaults=defaults_from_env(env.get("PIPELINE_DEFAULTS")),
+        )
+
+
+@dataclass(frozen=True)
+class RunInput:
+    run_id: str
+    bucket: str
+    key: str
+    dataset: str
+    trigger: str
+    version_id: str | None
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> RunInput:
+        missing = [name for name in ("runId", "bucket", "key", "dataset", "trigger") if not event.get(name)]
+        if missing:
+            raise RunInputError(
+                f"execution input lacks {', '.join(missing)}; start runs by uploading to "
+                "training/<dataset>/ (see events/pipeline_execution_input.json for the shape)"
+            )
+        if event["trigger"] not in (SINGLE_FILE, MARKER):
+            raise RunInputError(f"trigger must be {SINGLE_FILE} or {MARKER}, got {event['trigger']!r}")
+        return cls(
+            run_id=event["runId"],
+            bucket=event["bucket"],
+            key=event["key"],
+            dataset=event["dataset"],
+            trigger=event["trigger"],
+            version_id=event.get("versionId"),
+        )
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """(key, size) of every object under prefix, all pages."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += [(obj["Key"], obj["Size"]) for obj in page.get("Contents", [])]
+    return found
+
+
+def load_config(s3: Any, bucket: str, dataset: str, defaults: dict[str, Any]) -> tuple[RunConfig, bool]:
+    """Template defaults overridden by training/<dataset>/pipeline.json when it exists."""
+    key = f"{TRAINING_PREFIX}{dataset}/{CONFIG_FILE}"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return resolve(defaults, {}), False
+        raise
+    return resolve(defaults, parse_overrides(body, f"s3://{bucket}/{key}")), True
+
+
+def dataset_files(s3: Any, run: RunInput) -> tuple[str, list[str]]:
+    """The S3 prefix the processing job reads, and its data files (no markers, no pipeline.json)."""
+    if run.trigger == SINGLE_FILE:
+        return f"s3://{run.bucket}/{run.key}", [run.key]
+    prefix = f"{TRAINING_PREFIX}{run.dataset}/"
+    keys = [key for key, size in list_keys(s3, run.bucket, prefix) if size > 0 and not is_control_file(key)]
+    if not keys:
+        raise DatasetNotFoundError(
+            f"s3://{run.bucket}/{prefix} holds no data files (only markers or empty objects); "
+            "upload the data first, then the _READY marker"
+        )
+    return f"s3://{run.bucket}/{prefix}", keys
+
+
+def _text_sample(s3: Any, bucket: str, keys: list[str]) -> str | None:
+    text_keys = [k for k in keys if k.lower().endswith((".txt", ".text"))]
+    if not text_keys:
+        return None
+    body = s3.get_object(Bucket=bucket, Key=text_keys[0], Range=f"bytes=0-{_TEXT_SAMPLE_BYTES - 1}")["Body"]
+    return body.read().decode("utf-8", errors="replace")
+
+
+def detect(s3: Any, run: RunInput, keys: list[str], config: RunConfig) -> DetectedFormat:
+    if config["data_format"] != "auto":
+        fmt = config["data_format"]
+        return DetectedFormat(fmt, detect_format([f"x.{fmt}"]).content_type, tabular=True)
+    return detect_format(keys, _text_sample(s3, run.bucket, keys))
+
+
+def optional_split(s3: Any, bucket: str, split: str, dataset: str) -> str | None:
+    """s3://<input>/<split>/<dataset>/ when the user provided that split, else None (the recipe splits)."""
+    prefix = f"{split}/{dataset}/"
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=10)
+    has_data = any(obj["Size"] > 0 and not is_control_file(obj["Key"]) for obj in page.get("Contents", []))
+    return f"s3://{bucket}/{prefix}" if has_data else None
+
+
+def custom_recipe_files(s3: Any, bucket: str, dataset: str, entry_point: str) -> dict[str, bytes]:
+    prefix = f"{RECIPES_PREFIX}/{dataset}/"
+    files = {
+        key[len(prefix) :]: s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for key, size in list_keys(s3, bucket, prefix)
+        if size > 0 and not key.endswith("/")
+    }
+    if entry_point not in files:
+        raise RecipeRequiredError(
+            f"pipeline.json names recipe.entry_point {entry_point!r}, but "
+            f"s3://{bucket}/{prefix}{entry_point} does not exist; upload your recipe's code under s3://{bucket}/{prefix}"
+        )
+    return files
+
+
+def _s3_input(name: str, uri: str, local: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _s3_output(name: str, uri: str, local: str) -> dict[str, Any]:
+    return {"OutputName": name, "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"}}
+
+
+def _channel(name: str, uri: str, content_type: str | None = None) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
+    if content_type:
+        channel["ContentType"] = content_type
+    return channel
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """train.py prints 'validation:<metric>=<float>' (contract A); SageMaker scrapes these from the logs."""
+    return [
+        {
+            "Name": f"validation:{metric}",
+            "Regex": f"validation:{metric}=([-+]?[0-9]*\\.?[0-9]+([eE][-+]?[0-9]+)?)",
+        }
+        for metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+    ]
+
+
+def hyperparameters(config: RunConfig, code: recipe_bundle.CodeLocation, region: str, program: str) -> dict:
+    """Script-mode hyperparameters: the SDK JSON-encodes the sagemaker_* values, so do we."""
+    values = {"seed": str(config["seed"]), **config["hyperparameters"]}
+    # pipeline.json uses snake_case; the recipe's arguments are --kebab-case (contract A).
+    user = {name.replace("_", "-"): value for name, value in values.items()}
+    return {
+        **user,
+        "sagemaker_program": json.dumps(program),
+        "sagemaker_submit_directory": json.dumps(code.sourcedir_uri),
+        "sagemaker_region": json.dumps(region),
+        "sagemaker_container_log_level": "20",
+    }
+
+
+def build_jobs(
+    *,
+    run: RunInput,
+    settings: Settings,
+    config: RunConfig,
+    fmt: DetectedFormat,
+    data_uri: str,
+    validation_uri: str | None,
+    test_uri: str | None,
+    code: recipe_bundle.CodeLocation,
+    image: str,
+    names: dict[str, str],
+    paths: dict[str, str],
+) -> dict[str, Any]:
+    """The request fields of the three jobs, minus their names (the state machine adds those)."""
+    custom = config["recipe"] is not None
+    scripts = (
+        dict.fromkeys(("preprocess", "train", "evaluate"), config["recipe"]["entry_point"])
+        if custom
+        else {"preprocess": "preprocess.py", "train": "train.py", "evaluate": "evaluate.py"}
+    )
+    experiment = {"ExperimentName": names["experiment"], "TrialName": names["trial"]}
+    tags = [
+        {"Key": "mlops:stack", "Value": settings.stack_name},
+        {"Key": "mlops:dataset", "Value": run.dataset[:256]},
+        {"Key": "mlops:run-id", "Value": run.run_id},
+    ]
+    processing_resources = {
+        "ClusterConfig": {
+            "InstanceCount": 1,
+            "InstanceType": config["processing_instance_type"],
+            "VolumeSizeInGB": VOLUME_GB,
+        }
+    }
+    stopping = {"MaxRuntimeInSeconds": config["max_runtime_seconds"]}
+    target = config["target_column"]
+    preprocess_args = [
+        *(["--mode", "preprocess"] if custom else []),
+        "--target-column",
+        str(target),
+        "--problem-type",
+        config["problem_type"],
+        "--data-format",
+        fmt.data_format if fmt.tabular else "auto",
+        "--max-invalid-row-fraction",
+        str(config["max_invalid_row_fraction"]),
+        "--train-fraction",
+        str(config["train_fraction"]),
+        "--validation-fraction",
+        str(config["validation_fraction"]),
+        "--seed",
+        str(config["seed"]),
+    ]
+    process_inputs = [
+        _s3_input("code", code.src_uri, CODE_DIR),
+        _s3_input("data", data_uri, f"{PROCESSING}/input/data"),
+    ]
+    if validation_uri:
+        process_inputs.append(_s3_input("validation", validation_uri, f"{PROCESSING}/input/validation"))
+    if test_uri:
+        process_inputs.append(_s3_input("test", test_uri, f"{PROCESSING}/input/test"))
+    process = {
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{scripts['preprocess']}"],
+            "ContainerArguments": preprocess_args,
+        },
+        "ProcessingInputs": process_inputs,
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                _s3_output(split, paths[split], f"{PROCESSING}/output/{split}")
+                for split in ("train", "validation", "test", "schema")
+            ]
+        },
+        "ProcessingResources": processing_resources,
+        "StoppingCondition": stopping,
+        "ExperimentConfig": {**experiment, "TrialComponentDisplayName": "ProcessData"},
+        "Tags": tags,
+    }
+    train_stopping = dict(stopping)
+    if config["managed_spot"]:
+        train_stopping["MaxWaitTimeInSeconds"] = config["max_wait_seconds"]
+    train = {
+        "AlgorithmSpecification": {
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions(),
+        },
+        "HyperParameters": hyperparameters(config, code, settings.region, scripts["train"]),
+        "InputDataConfig": [
+            _channel("train", paths["train"], "text/csv"),
+            _channel("validation", paths["validation"], "text/csv"),
+            _channel("schema", paths["schema"], "application/json"),
+        ],
+        "OutputDataConfig": {"S3OutputPath": paths["model"]},
+        "ResourceConfig": {
+            "InstanceType": config["training_instance_type"],
+            "InstanceCount": config["training_instance_count"],
+            "VolumeSizeInGB": VOLUME_GB,
+        },
+        "StoppingCondition": train_stopping,
+        "EnableManagedSpotTraining": bool(config["managed_spot"]),
+        # Checkpoints also without spot: a retried job reuses an identical fit (contract A).
+        "CheckpointConfig": {"S3Uri": paths["checkpoints"], "LocalPath": "/opt/ml/checkpoints"},
+        "ExperimentConfig": {**experiment, "TrialComponentDisplayName": "TrainModel"},
+        "Tags": tags,
+    }
+    evaluate = {
+        "AppSpecification": {
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{scripts['evaluate']}"],
+            "ContainerArguments": ["--mode", "evaluate"] if custom else [],
+        },
+        "ProcessingOutputConfig": {
+            "Outputs": [_s3_output("evaluation", paths["evaluation"], f"{PROCESSING}/output/evaluation")]
+        },
+        "ProcessingResources": processing_resources,
+        "StoppingCondition": stopping,
+        "ExperimentConfig": {**experiment, "TrialComponentDisplayName": "EvaluateModel"},
+        "Tags": tags,
+    }
+    return {"process": process, "train": train, "evaluate": evaluate}
+
+
+def ensure_experiment(sagemaker: Any, experiment: str, trial: str, dataset: str, run_id: str) -> None:
+    """One experiment per dataset, one trial per run; both idempotent (a retried prepare reuses them)."""
+    for create in (
+        lambda: sagemaker.create_experiment(
+            ExperimentName=experiment, Description=f"Pipeline runs of dataset {dataset}"[:3072]
+        ),
+        lambda: sagemaker.create_trial(
+            TrialName=trial, ExperimentName=experiment, Tags=[{"Key": "mlops:run-id", "Value": run_id}]
+        ),
+    ):
+        try:
+            create()
+        except ClientError as error:
+            message = error.response.get("Error", {}).get("Message", "")
+            exists = (
+                error.response.get("Error", {}).get("Code") == "ResourceInUse" or "already exist" in message
+            )
+            if not exists:
+                raise
+
+
+def prepare_run(
+    event: dict[str, Any],
+    settings: Settings,
+    s3: Any,
+    sagemaker: Any,
+    recipe_files: dict[str, bytes] | None = None,
+) -> dict[str, Any]:
+    """Everything the state machine needs for one run (stored at $.run)."""
+    run = RunInput.from_event(event)
+    if run.bucket != settings.input_bucket:
+        raise RunInputError(f"runs read only the input bucket {settings.input_bucket}, not {run.bucket}")
+    config, has_config_file = load_config(s3, run.bucket, run.dataset, settings.defaults)
+    data_uri, keys = dataset_files(s3, run)
+    fmt = detect(s3, run, keys, config)
+    if not fmt.tabular and config["recipe"] is None:
+        raise RecipeRequiredError(
+            f"training/{run.dataset}/ holds {fmt.data_format} data ({len(keys)} file(s), e.g. {keys[0]}); "
+            "the default recipe trains on CSV, Parquet, JSON Lines and LibSVM. To train on it, add to "
+            f"training/{run.dataset}/{CONFIG_FILE}: "
+            '{"recipe": {"image_uri": "<ECR image>", "entry_point": "<script>.py", "content_type": '
+            f'"{fmt.content_type}"}}}} and upload the script under {RECIPES_PREFIX}/{run.dataset}/'
+        )
+    if config["recipe"]:
+        files = custom_recipe_files(s3, run.bucket, run.dataset, config["recipe"]["entry_point"])
+        image = config["recipe"]["image_uri"]
+        content_type = config["recipe"]["content_type"]
+    else:
+        files = recipe_files if recipe_files is not None else recipe_bundle.local_files()
+        image = images.recipe_image(settings.region, config["image_uri"])
+        content_type = fmt.content_type
+    code = recipe_bundle.ensure_uploaded(s3, settings.models_bucket, files)
+
+    base = naming.dataset_resource_name(settings.stack_name, run.dataset)
+    names = {
+        "jobPrefix": naming.run_prefix(settings.stack_name, run.dataset, run.run_id),
+        "experiment": base,
+        "trial": naming.trial_name(settings.stack_name, run.run_id),
+        "modelPackageGroup": base,
+        "endpoint": base,
+    }
+    run_path = f"runs/{naming.slug(run.dataset, 63)}/{run.run_id}"
+    processed = f"s3://{settings.output_bucket}/{run_path}/processed"
+    paths = {
+        "data": data_uri,
+        "train": f"{processed}/train/",
+        "validation": f"{processed}/validation/",
+        "test": f"{processed}/test/",
+        "schema": f"{processed}/schema/",
+        "evaluation": f"s3://{settings.output_bucket}/{run_path}/evaluation/",
+        "model": f"s3://{settings.models_bucket}/{run_path}/training",
+        "checkpoints": config["checkpoint_s3_uri"]
+        or f"s3://{settings.models_bucket}/checkpoints/{run_path}/",
+    }
+    validation_uri = optional_split(s3, run.bucket, "validation", run.dataset)
+    test_uri = optional_split(s3, run.bucket, "test", run.dataset)
+    ensure_experiment(sagemaker, names["experiment"], names["trial"], run.dataset, run.run_id)
+    jobs = build_jobs(
+        run=run,
+        settings=settings,
+        config=config,
+        fmt=fmt,
+        data_uri=data_uri,
+        validation_uri=validation_uri,
+        test_uri=test_uri,
+        code=code,
+        image=image,
+        names=names,
+        paths=paths,
+    )
+    return {
+        "runId": run.run_id,
+        "dataset": run.dataset,
+        "region": settings.region,
+        "source": {"bucket": run.bucket, "key": run.key, "versionId": run.version_id, "trigger": run.trigger},
+        "config": config.as_dict(),
+        "configFile": has_config_file,
+        "data": {
+            "format": fmt.data_format,
+            "contentType": content_type,
+            "tabular": fmt.tabular,
+            "files": len(keys),
+            "validationProvided": validation_uri is not None,
+            "testProvided": test_uri is not None,
+        },
+        "image": image,
+        "code": {"hash": code.content_hash, "sourceDir": code.sourcedir_uri, "src": code.src_uri},
+        "names": names,
+        "paths": paths,
+        "jobs": jobs,
+    }
+
+
+__all__ = ["DataFormatError", "DatasetNotFoundError", "RecipeRequiredError", "RunInputError", "prepare_run"]

@@ -1,0 +1,130 @@
+"""Model registry: one model package group per dataset, one package per accepted run.
+
+The package carries everything a later deployment needs (CustomerMetadataProperties), so a manual approval
+days later deploys exactly what the run decided, with no other state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops_common.gate import METRIC_PROPERTY_PREFIX
+
+APPROVED = "Approved"
+PENDING = "PendingManualApproval"
+SERVING_CONTENT_TYPES = ["text/csv", "application/json"]
+# CustomerMetadataProperties values: at most 1024 characters of letters, spaces, digits and _.:/=+-@
+_PROPERTY_VALUE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
+# Deployment settings copied from the run configuration into the package.
+DEPLOY_SETTINGS = (
+    "approval_mode",
+    "deploy_mode",
+    "endpoint_instance_type",
+    "endpoint_instance_count",
+    "serverless_memory_mb",
+    "serverless_max_concurrency",
+    "rollout",
+    "rollout_step_percent",
+    "rollout_wait_seconds",
+    "endpoint_wait_seconds",
+    "smoke_test_rows",
+)
+
+
+def property_value(value: Any) -> str:
+    return _PROPERTY_VALUE.sub("_", str(value))[:1024]
+
+
+def ensure_group(sagemaker: Any, group: str, dataset: str) -> None:
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=group,
+            ModelPackageGroupDescription=f"Models trained on dataset {property_value(dataset)}"[:1024],
+        )
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        if "already exist" not in message and error.response["Error"].get("Code") != "ResourceInUse":
+            raise
+
+
+def find_package_of_run(sagemaker: Any, group: str, run_id: str) -> dict[str, Any] | None:
+    """The package a previous attempt of this run already registered (retries must not register twice)."""
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    )
+    for page in pages:
+        for summary in page.get("ModelPackageSummaryList", [])[:20]:
+            package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if package.get("CustomerMetadataProperties", {}).get("run-id") == run_id:
+                return package
+        break  # the newest page is enough: a retry follows its first attempt closely
+    return None
+
+
+def register(
+    sagemaker: Any,
+    *,
+    run: dict[str, Any],
+    model_data_url: str,
+    evaluation_uri: str,
+    metrics: dict[str, Any],
+    gate: dict[str, Any],
+) -> dict[str, Any]:
+    """Create (or, on retry, find) the run's package: Approved in auto mode, else PendingManualApproval."""
+    config = run["config"]
+    group = run["names"]["modelPackageGroup"]
+    ensure_group(sagemaker, group, run["dataset"])
+    approval = APPROVED if config["approval_mode"] == "auto" else PENDING
+    existing = find_package_of_run(sagemaker, group, run["runId"])
+    if existing:
+        return {
+            "modelPackageArn": existing["ModelPackageArn"],
+            "approvalStatus": existing["ModelApprovalStatus"],
+            "modelPackageGroup": group,
+            "reused": True,
+        }
+    properties = {
+        "run-id": run["runId"],
+        "dataset": property_value(run["dataset"]),
+        "endpoint-name": run["names"]["endpoint"],
+        "test-data-uri": run["paths"]["test"],
+        "schema-uri": run["paths"]["schema"],
+        "gate-metric": gate["metric"],
+        **{f"{METRIC_PROPERTY_PREFIX}{name}": property_value(value) for name, value in metrics.items()},
+        **{name.replace("_", "-"): property_value(config[name]) for name in DEPLOY_SETTINGS},
+    }
+    response = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=property_value(f"Run {run['runId']}: {gate['reason']}")[:1000],
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": run["image"],
+                    "ModelDataUrl": model_data_url,
+                    "Environment": {
+                        "SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": run["code"]["sourceDir"],
+                        "SAGEMAKER_REGION": run["region"],
+                    },
+                }
+            ],
+            "SupportedContentTypes": SERVING_CONTENT_TYPES,
+            "SupportedResponseMIMETypes": SERVING_CONTENT_TYPES,
+        },
+        ModelMetrics={
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}}
+        },
+        CustomerMetadataProperties=properties,
+        ModelApprovalStatus=approval,
+        ClientToken=hashlib.sha256(run["runId"].encode()).hexdigest()[:36],
+    )
+    return {
+        "modelPackageArn": response["ModelPackageArn"],
+        "approvalStatus": approval,
+        "modelPackageGroup": group,
+        "reused": False,
+    }

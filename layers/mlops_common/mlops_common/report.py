@@ -1,0 +1,162 @@
+"""What a run's notification says: the outcome, the facts, and on failure the failing step and its cause.
+
+Causes come from three places: a Catch (``$.error`` with Error/Cause, where Cause may be a Lambda error, a
+Describe*Job output from a ``.sync`` job, or a nested execution's description), a job that ended without
+``Completed`` (its Describe output is in the state), or the quality gate's reason.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+EVENT_SOURCE = "mlops.pipeline"
+SUCCEEDED = "Pipeline Run Succeeded"
+FAILED = "Pipeline Run Failed"
+DEPLOYED = "Model Deployment Succeeded"
+DEPLOY_FAILED = "Model Deployment Failed"
+# Where each step keeps its result in the pipeline's state.
+STEP_RESULTS = {"ProcessData": "process", "TrainModel": "train", "EvaluateModel": "evaluate"}
+ENDPOINT_STEPS = ("EndpointRolledBack", "EndpointFailed", "EndpointTimedOut")
+_JOB_KINDS = {"TrainingJobStatus": "Training", "ProcessingJobStatus": "Processing"}
+
+
+def _maybe_json(text: Any) -> Any:
+    if isinstance(text, str) and text[:1] in "{[":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+def job_cause(describe: dict[str, Any]) -> str | None:
+    """'Training job X failed: <FailureReason>' / '... Stopped: MaxRuntimeExceeded', or None if not a job."""
+    for status_key, kind in _JOB_KINDS.items():
+        if status_key in describe:
+            status = describe[status_key]
+            name = describe.get("TrainingJobName") or describe.get("ProcessingJobName") or "?"
+            reason = describe.get("FailureReason") or describe.get("ExitMessage")
+            if status == "Stopped":
+                # A job that hits MaxRuntimeInSeconds ends Stopped, not Failed.
+                detail = describe.get("SecondaryStatus")
+                detail = detail if detail and detail != "Stopped" else "MaxRuntimeExceeded"
+                return f"{kind} job {name} Stopped: {detail}" + (f" ({reason})" if reason else "")
+            return f"{kind} job {name} {status}: {reason or 'no FailureReason given'}"
+    return None
+
+
+def job_error(describe: dict[str, Any]) -> str:
+    """'TrainingJobStopped', 'ProcessingJobFailed': Fail states may not use the reserved 'States.' prefix."""
+    for status_key, kind in _JOB_KINDS.items():
+        if status_key in describe:
+            return f"{kind}Job{describe[status_key]}"
+    return "JobFailed"
+
+
+def explain(error: str, cause: Any) -> tuple[str, str]:
+    """(error name, human cause) from a Catch's Error and Cause."""
+    parsed = _maybe_json(cause)
+    if isinstance(parsed, dict):
+        if "errorMessage" in parsed:  # a Lambda function's exception
+            return str(parsed.get("errorType") or error), str(parsed["errorMessage"])
+        from_job = job_cause(parsed)
+        if from_job:
+            return job_error(parsed) if error.startswith("States.") else error, from_job
+        if "executionArn" in parsed and ("cause" in parsed or "error" in parsed):  # a nested execution
+            return explain(str(parsed.get("error") or error), parsed.get("cause") or "")
+        if "Error" in parsed and "Cause" in parsed:
+            return explain(str(parsed["Error"]), parsed["Cause"])
+    return error, str(cause) if cause not in (None, "") else "no cause recorded"
+
+
+def endpoint_cause(step: str, state: dict[str, Any]) -> str:
+    endpoint = state["endpoint"]
+    name = endpoint.get("EndpointName") or (state.get("deploy") or {}).get("endpointName")
+    wanted = (state.get("endpointConfig") or {}).get("name")
+    if step == "EndpointRolledBack":
+        return (
+            f"the update of {name} was rolled back: it still serves {endpoint.get('EndpointConfigName')}, "
+            f"not {wanted} (a rollback alarm fired or the new fleet failed)"
+        )
+    if step == "EndpointFailed":
+        return f"endpoint {name} Failed: {endpoint.get('FailureReason') or 'no FailureReason given'}"
+    polls = (state.get("poll") or {}).get("count")
+    return f"endpoint {name} still {endpoint.get('EndpointStatus')} after {polls} checks"
+
+
+def failure(state: dict[str, Any]) -> dict[str, str]:
+    """{step, error, cause} for a failed run."""
+    step = state.get("failedStep") or "Unknown"
+    caught = state.get("error")
+    if isinstance(caught, dict) and ("Error" in caught or "Cause" in caught):
+        error, cause = explain(str(caught.get("Error") or "States.TaskFailed"), caught.get("Cause"))
+    elif step == "QualityGate" and isinstance(state.get("gate"), dict):
+        error, cause = "QualityGateRejected", str(state["gate"].get("reason"))
+    elif isinstance(state.get(STEP_RESULTS.get(step, "")), dict):
+        describe = state[STEP_RESULTS[step]]
+        error = job_error(describe)
+        cause = job_cause(describe) or json.dumps(describe, default=str)[:1000]
+    elif isinstance(state.get("endpoint"), dict) and step in ENDPOINT_STEPS:
+        error, cause = step, endpoint_cause(step, state)
+    else:
+        error, cause = "Unknown", "the run failed without a recorded cause"
+    if error.startswith("States."):  # reserved for Step Functions: a Fail state may not use it
+        error = f"{step}Failed" if step != "Unknown" else error.replace("States.", "", 1)
+    return {"step": step, "error": error, "cause": cause}
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    def parse(value: Any) -> datetime | None:
+        if isinstance(value, int | float):
+            # Step Functions hands SageMaker timestamps over as epoch milliseconds.
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+        return None
+
+    begin, finish = parse(start), parse(end)
+    if begin is None or finish is None:
+        return None
+    if (begin.tzinfo is None) != (finish.tzinfo is None):
+        begin, finish = begin.replace(tzinfo=None), finish.replace(tzinfo=None)
+    return max(0.0, (finish - begin).total_seconds())
+
+
+def step_durations(state: dict[str, Any]) -> dict[str, float]:
+    """Seconds per SageMaker job step, from the Describe*Job outputs the .sync tasks returned."""
+    durations = {}
+    for step, key in STEP_RESULTS.items():
+        describe = state.get(key)
+        if not isinstance(describe, dict):
+            continue
+        if "TrainingTimeInSeconds" in describe:
+            durations[step] = float(describe["TrainingTimeInSeconds"])
+            continue
+        start = describe.get("ProcessingStartTime") or describe.get("TrainingStartTime")
+        end = describe.get("ProcessingEndTime") or describe.get("TrainingEndTime")
+        seconds = _seconds(start, end)
+        if seconds is not None:
+            durations[step] = seconds
+    return durations
+
+
+def summary(state: dict[str, Any]) -> dict[str, Any]:
+    """The facts every notification carries."""
+    run = state.get("run") or {}
+    gate = state.get("gate") or {}
+    registration = state.get("registration") or {}
+    return {
+        "dataset": run.get("dataset") or state.get("dataset"),
+        "runId": run.get("runId") or state.get("runId"),
+        "source": f"s3://{state.get('bucket')}/{state.get('key')}" if state.get("key") else None,
+        "metrics": gate.get("metrics"),
+        "gate": gate.get("reason"),
+        "modelPackageArn": registration.get("modelPackageArn"),
+        "approvalStatus": registration.get("approvalStatus"),
+        "endpointName": (run.get("names") or {}).get("endpoint"),
+    }

@@ -1,0 +1,203 @@
+"""prepare_deployment, smoke_test and approval_listener against moto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from mlops_common.deploy import EndpointBusyError, PackageNotDeployableError
+from mlops_common.smoke import SmokeTestError
+from tests.conftest import load_function_module
+
+from .conftest import ROLE_ARN, STACK, Stack, load_event, serve_package, write_evaluation, write_uri
+
+prepare_deployment = load_function_module("prepare_deployment")
+smoke_test = load_function_module("smoke_test")
+approval_listener = load_function_module("approval_listener")
+quality_gate = load_function_module("quality_gate")
+register_model = load_function_module("register_model")
+
+
+def registered(stack: Stack, run: dict, context, **config) -> str:
+    run["config"].update(config)
+    write_evaluation(stack, run, {"accuracy": 0.9}, "multiclass_classification")
+    gate = quality_gate.lambda_handler({"run": run}, context)
+    result = register_model.lambda_handler(
+        {"run": run, "gate": gate, "modelDataUrl": "s3://m/model.tar.gz"}, context
+    )
+    return result["modelPackageArn"]
+
+
+def test_first_deployment_creates_a_serverless_endpoint(stack, prepared_run, lambda_context):
+    arn = registered(stack, prepared_run, lambda_context)
+    plan = prepare_deployment.lambda_handler({"modelPackageArn": arn, "source": "pipeline"}, lambda_context)
+    assert plan["action"] == "create" and plan["serverless"] is True
+    assert plan["variant"] == {
+        "VariantName": "AllTraffic",
+        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+    }
+    assert plan["deploymentConfig"] is None and plan["alarms"] == []
+    assert plan["endpointArn"].endswith(f":endpoint/{STACK}-iris")
+    assert plan["container"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert plan["packageTags"] == [{"Key": "mlops:model-package-arn", "Value": arn}]
+    assert plan["smoke"]["testDataUri"] == prepared_run["paths"]["test"]
+    assert plan["maxPolls"] * plan["waitSeconds"] >= 1800
+
+
+def test_an_instance_endpoint_update_is_blue_green_with_rollback_alarms(stack, prepared_run, lambda_context):
+    arn = registered(
+        stack,
+        prepared_run,
+        lambda_context,
+        deploy_mode="instance",
+        rollout="canary",
+        endpoint_instance_count=2,
+        rollout_step_percent=25,
+        rollout_wait_seconds=120,
+    )
+    serve_package(stack, prepared_run["names"]["endpoint"], None)
+
+    plan = prepare_deployment.lambda_handler({"modelPackageArn": arn}, lambda_context)
+
+    assert plan["action"] == "update" and plan["previousConfig"] == f"{STACK}-iris-cfg-0001"
+    routing = plan["deploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "WaitIntervalInSeconds": 120,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+    }
+    alarms = [a["AlarmName"] for a in plan["deploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]]
+    assert alarms == [f"{STACK}-iris-5xx-errors", f"{STACK}-iris-model-latency"]
+    described = stack_alarms(stack)
+    assert described[f"{STACK}-iris-5xx-errors"]["MetricName"] == "Invocation5XXErrors"
+    assert {d["Name"] for d in described[f"{STACK}-iris-model-latency"]["Dimensions"]} == {
+        "EndpointName",
+        "VariantName",
+    }
+
+
+def stack_alarms(stack: Stack) -> dict:
+    import boto3
+
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    return {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+
+
+def test_a_busy_endpoint_is_retried_later_and_unapproved_packages_are_refused(
+    stack, prepared_run, lambda_context
+):
+    arn = registered(stack, prepared_run, lambda_context)
+    serve_package(stack, prepared_run["names"]["endpoint"], None)
+    from moto.sagemaker.models import sagemaker_backends
+
+    sagemaker_backends["123456789012"]["us-east-1"].endpoints[
+        prepared_run["names"]["endpoint"]
+    ].endpoint_status = "Updating"
+    with pytest.raises(EndpointBusyError, match="Updating"):
+        prepare_deployment.lambda_handler({"modelPackageArn": arn}, lambda_context)
+    stack.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    with pytest.raises(PackageNotDeployableError, match="is Rejected"):
+        prepare_deployment.lambda_handler({"modelPackageArn": arn}, lambda_context)
+
+
+def smoke_event(stack: Stack, run: dict, endpoint: str) -> dict:
+    event = load_event("smoke_test.json")
+    event["endpointName"] = endpoint
+    event["smoke"].update(
+        {"testDataUri": run["paths"]["test"], "schemaUri": run["paths"]["schema"], "rows": 2}
+    )
+    write_uri(stack, run["paths"]["test"] + "test.csv", "0,5.1,1.4\n1,6.2,4.5\n1,6.0,4.4\n")
+    write_uri(
+        stack, run["paths"]["schema"] + "schema.json", json.dumps({"class_labels": ["setosa", "versicolor"]})
+    )
+    return event
+
+
+def endpoint_answers(*bodies: str) -> None:
+    results = [{"Body": body, "ContentType": "application/json"} for body in bodies]
+    requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results},
+        timeout=5,
+    )
+
+
+def test_the_smoke_test_accepts_a_sensible_answer(stack, prepared_run, lambda_context):
+    serve_package(stack, "ep", None)
+    endpoint_answers(json.dumps({"predictions": [{"label": "setosa"}, {"label": "versicolor"}]}))
+    result = smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep"), lambda_context)
+    assert result["rows"] == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        ("not json", "expected JSON"),
+        (json.dumps({"predictions": [{"label": "setosa"}]}), "sent 2 row"),
+        (json.dumps({"predictions": [{"label": "setosa"}, {"label": "rose"}]}), "not one of the classes"),
+    ],
+)
+def test_the_smoke_test_fails_on_a_wrong_answer(stack, prepared_run, lambda_context, answer, complaint):
+    serve_package(stack, "ep", None)
+    endpoint_answers(answer)
+    with pytest.raises(SmokeTestError, match=complaint):
+        smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep"), lambda_context)
+
+
+@pytest.fixture
+def deploy_machine(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> str:
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    arn = stack.sfn.create_state_machine(
+        name=f"{STACK}-deploy", definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    monkeypatch.setenv("DEPLOY_STATE_MACHINE_ARN", arn)
+    return arn
+
+
+def approval_event(arn: str, group: str, status: str = "Approved") -> dict:
+    event = load_event("approval_listener_approved.json")
+    event["detail"].update(
+        {"ModelPackageArn": arn, "ModelPackageGroupName": group, "ModelApprovalStatus": status}
+    )
+    return event
+
+
+def approve(stack: Stack, arn: str) -> None:
+    """What a person does. AWS keeps CustomerMetadataProperties on UpdateModelPackage; moto 5.2.5 replaces
+    them with the request's, so they are passed back here (the offline seams must keep them)."""
+    properties = stack.sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    stack.sagemaker.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", CustomerMetadataProperties=properties
+    )
+
+
+def test_a_manual_approval_starts_one_deployment(stack, prepared_run, lambda_context, deploy_machine):
+    arn = registered(stack, prepared_run, lambda_context, approval_mode="manual")
+    group = prepared_run["names"]["modelPackageGroup"]
+    approve(stack, arn)
+
+    first = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+    again = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+
+    assert (first["outcome"], again["outcome"]) == ("started", "duplicate")
+    [execution] = stack.sfn.list_executions(stateMachineArn=deploy_machine)["executions"]
+    assert json.loads(stack.sfn.describe_execution(executionArn=execution["executionArn"])["input"]) == {
+        "modelPackageArn": arn,
+        "source": "approval",
+    }
+
+
+def test_auto_approved_and_foreign_packages_are_left_alone(
+    stack, prepared_run, lambda_context, deploy_machine
+):
+    arn = registered(stack, prepared_run, lambda_context)  # auto: the pipeline deploys it inline
+    group = prepared_run["names"]["modelPackageGroup"]
+    outcomes = [
+        approval_listener.lambda_handler(approval_event(arn, group), lambda_context)["outcome"],
+        approval_listener.lambda_handler(approval_event(arn, "other-stack-iris"), lambda_context)["outcome"],
+        approval_listener.lambda_handler(approval_event(arn, group, "Rejected"), lambda_context)["outcome"],
+    ]
+    assert outcomes == ["ignored"] * 3
+    assert stack.sfn.list_executions(stateMachineArn=deploy_machine)["executions"] == []

@@ -1,0 +1,186 @@
+"""notify against moto: the SNS message and the EventBridge event carry step, cause and facts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_common import report
+from tests.conftest import load_function_module
+
+from .conftest import Stack, load_event
+
+notify = load_function_module("notify")
+
+
+def received(stack: Stack, topic_queue: str, events_queue: str) -> tuple[dict, dict]:
+    [sns_envelope] = stack.messages(topic_queue)
+    [event] = stack.messages(events_queue)
+    return json.loads(sns_envelope["Message"]), event
+
+
+def test_a_stopped_training_job_is_notified_as_stopped_max_runtime(stack, lambda_context):
+    topic_queue = stack.subscribe_queue()
+    events_queue = stack.capture_events(report.EVENT_SOURCE)
+
+    result = notify.lambda_handler(load_event("notify_failed.json"), lambda_context)
+
+    assert result["error"] == "TrainingJobStopped"
+    assert result["cause"] == (
+        "TrainModel: Training job sagemaker-mlops-iris-1a2b3c4d-train-9f8e Stopped: MaxRuntimeExceeded"
+    )
+    message, event = received(stack, topic_queue, events_queue)
+    assert message["step"] == "TrainModel" and "Stopped: MaxRuntimeExceeded" in message["cause"]
+    assert message["dataset"] == "iris" and message["runId"] == "iris-0f1e2d3c4b5a6978"
+    assert event["detail-type"] == "Pipeline Run Failed" and event["detail"]["step"] == "TrainModel"
+
+
+def test_a_success_carries_metrics_package_and_endpoint(stack, prepared_run, lambda_context):
+    topic_queue = stack.subscribe_queue()
+    events_queue = stack.capture_events(report.EVENT_SOURCE)
+    state = {
+        "run": prepared_run,
+        "gate": {"metrics": {"accuracy": 0.96}, "reason": "accuracy 0.96, no threshold set"},
+        "registration": {
+            "modelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1",
+            "approvalStatus": "Approved",
+        },
+        "train": {"TrainingJobStatus": "Completed", "TrainingTimeInSeconds": 42},
+        "process": {
+            "ProcessingJobStatus": "Completed",
+            "ProcessingStartTime": "2026-11-22T16:00:00Z",
+            "ProcessingEndTime": "2026-11-22T16:01:30Z",
+        },
+    }
+
+    notify.lambda_handler({"outcome": "succeeded", "state": state}, lambda_context)
+
+    message, event = received(stack, topic_queue, events_queue)
+    assert message["metrics"] == {"accuracy": 0.96}
+    assert (
+        message["modelPackageArn"].endswith("/g/1")
+        and message["endpointName"] == prepared_run["names"]["endpoint"]
+    )
+    assert event["detail-type"] == "Pipeline Run Succeeded"
+    assert report.step_durations(state) == {"ProcessData": 90.0, "TrainModel": 42.0}
+    # .sync outputs carry epoch milliseconds
+    state["evaluate"] = {"ProcessingStartTime": 1795364671000, "ProcessingEndTime": 1795364676500}
+    assert report.step_durations(state)["EvaluateModel"] == 5.5
+
+
+def test_pending_approval_says_how_to_approve(stack, prepared_run, lambda_context):
+    topic_queue = stack.subscribe_queue()
+    stack.capture_events(report.EVENT_SOURCE)
+    state = {
+        "run": prepared_run,
+        "registration": {"modelPackageArn": "arn:pkg/1", "approvalStatus": "PendingManualApproval"},
+    }
+    notify.lambda_handler({"outcome": "pending_approval", "state": state}, lambda_context)
+    [envelope] = stack.messages(topic_queue)
+    assert (
+        "update-model-package --model-approval-status Approved" in json.loads(envelope["Message"])["nextStep"]
+    )
+
+
+def test_a_pipeline_started_deployment_failure_is_left_to_the_run(stack, lambda_context):
+    topic_queue = stack.subscribe_queue()
+    state = {
+        "source": "pipeline",
+        "failedStep": "SmokeTest",
+        "error": {
+            "Error": "SmokeTestError",
+            "Cause": json.dumps({"errorType": "SmokeTestError", "errorMessage": "sent 2 row(s), got 1"}),
+        },
+    }
+    result = notify.lambda_handler({"outcome": "deploy_failed", "state": state}, lambda_context)
+    assert result == {"error": "SmokeTestError", "cause": "SmokeTest: sent 2 row(s), got 1"}
+    assert stack.messages(topic_queue) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "error", "cause"),
+    [
+        (
+            {
+                "failedStep": "PrepareRun",
+                "error": {
+                    "Error": "InvalidConfigError",
+                    "Cause": json.dumps(
+                        {
+                            "errorType": "InvalidConfigError",
+                            "errorMessage": "pipeline.json field 'rollout': 'fast' is not one of ...",
+                        }
+                    ),
+                },
+            },
+            "InvalidConfigError",
+            "pipeline.json field 'rollout': 'fast' is not one of ...",
+        ),
+        (
+            {
+                "failedStep": "ProcessData",
+                "error": {
+                    "Error": "States.TaskFailed",
+                    "Cause": json.dumps(
+                        {
+                            "ProcessingJobName": "p",
+                            "ProcessingJobStatus": "Failed",
+                            "FailureReason": "AlgorithmError: DatasetError: target column 'label' not found",
+                        }
+                    ),
+                },
+            },
+            "ProcessingJobFailed",
+            "Processing job p Failed: AlgorithmError: DatasetError: target column 'label' not found",
+        ),
+        (
+            {
+                "failedStep": "TrainModel",
+                "train": {
+                    "TrainingJobName": "t",
+                    "TrainingJobStatus": "Stopped",
+                    "SecondaryStatus": "MaxRuntimeExceeded",
+                },
+            },
+            "TrainingJobStopped",
+            "Training job t Stopped: MaxRuntimeExceeded",
+        ),
+        (
+            {"failedStep": "QualityGate", "gate": {"reason": "accuracy 0.5 does not meet the threshold"}},
+            "QualityGateRejected",
+            "accuracy 0.5 does not meet the threshold",
+        ),
+        (
+            {
+                "failedStep": "DeployModel",
+                "error": {
+                    "Error": "States.TaskFailed",
+                    "Cause": json.dumps(
+                        {
+                            "executionArn": "arn:x",
+                            "status": "FAILED",
+                            "error": "EndpointRolledBack",
+                            "cause": "EndpointRolledBack: the update of e was rolled back",
+                        }
+                    ),
+                },
+            },
+            "EndpointRolledBack",
+            "EndpointRolledBack: the update of e was rolled back",
+        ),
+        (
+            {
+                "failedStep": "EndpointRolledBack",
+                "endpoint": {"EndpointName": "e", "EndpointStatus": "InService", "EndpointConfigName": "old"},
+                "endpointConfig": {"name": "new"},
+            },
+            "EndpointRolledBack",
+            "the update of e was rolled back: it still serves old, not new "
+            "(a rollback alarm fired or the new fleet failed)",
+        ),
+    ],
+)
+def test_failure_causes(state: dict, error: str, cause: str):
+    found = report.failure(state)
+    assert (found["error"], found["cause"]) == (error, cause)

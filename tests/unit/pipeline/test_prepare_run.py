@@ -1,0 +1,183 @@
+"""prepare_run against moto: it reads the dataset and pipeline.json, uploads the recipe, builds the jobs."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from mlops_common import naming
+from mlops_common.prepare import DatasetNotFoundError, RecipeRequiredError
+from mlops_common.run_config import InvalidConfigError
+from tests.conftest import load_function_module
+
+from .conftest import STACK, Stack, load_event
+
+app = load_function_module("prepare_run")
+CSV = "sepal,petal,label\n5.1,1.4,setosa\n6.2,4.5,versicolor\n"
+
+
+def run_input(stack: Stack, key: str = "training/iris/iris.csv", trigger: str = "single-file") -> dict:
+    event = load_event("pipeline_execution_input.json")
+    dataset = key.split("/")[1]
+    event.update({"bucket": stack.input_bucket, "key": key, "dataset": dataset, "trigger": trigger})
+    event["runId"] = naming.execution_name(dataset, stack.input_bucket, key, "v1")
+    return event
+
+
+def input_named(job: dict, name: str) -> dict:
+    return next(i for i in job["ProcessingInputs"] if i["InputName"] == name)["S3Input"]
+
+
+def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    event = run_input(stack)
+
+    run = app.lambda_handler(event, lambda_context)
+
+    assert run["data"] == {
+        "format": "csv",
+        "contentType": "text/csv",
+        "tabular": True,
+        "files": 1,
+        "validationProvided": False,
+        "testProvided": False,
+    }
+    assert run["names"]["endpoint"] == run["names"]["modelPackageGroup"] == f"{STACK}-iris"
+    assert naming.is_valid_sagemaker_name(run["names"]["jobPrefix"] + "-train-abcd")
+    process = run["jobs"]["process"]
+    assert input_named(process, "data")["S3Uri"] == f"s3://{stack.input_bucket}/training/iris/iris.csv"
+    assert process["AppSpecification"]["ContainerEntrypoint"] == [
+        "python3",
+        "/opt/ml/processing/input/code/preprocess.py",
+    ]
+    arguments = process["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--target-column") + 1] == "label"
+    assert arguments[arguments.index("--data-format") + 1] == "csv"
+    assert run["image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    train = run["jobs"]["train"]
+    assert json.loads(train["HyperParameters"]["sagemaker_program"]) == "train.py"
+    assert json.loads(train["HyperParameters"]["sagemaker_submit_directory"]) == run["code"]["sourceDir"]
+    assert [c["ChannelName"] for c in train["InputDataConfig"]] == ["train", "validation", "schema"]
+    assert (
+        "MaxWaitTimeInSeconds" not in train["StoppingCondition"]
+        and train["EnableManagedSpotTraining"] is False
+    )
+    # The experiment per dataset and the trial per run exist.
+    trial = stack.sagemaker.describe_trial(TrialName=run["names"]["trial"])
+    assert trial["ExperimentName"] == run["names"]["experiment"]
+
+
+def test_the_recipe_is_uploaded_by_content_hash_once(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    first = app.lambda_handler(run_input(stack), lambda_context)
+    tar_uri = first["code"]["sourceDir"]
+    assert tar_uri.startswith(f"s3://{stack.models_bucket}/code/recipe-") and tar_uri.endswith(
+        "/sourcedir.tar.gz"
+    )
+    key = tar_uri.split("/", 3)[3]
+    body = stack.s3.get_object(Bucket=stack.models_bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        members = tar.getnames()
+    assert "recipe_common.py" in members and all("/" not in m and "__pycache__" not in m for m in members)
+    src_prefix = first["code"]["src"].split("/", 3)[3]
+    src = stack.s3.list_objects_v2(Bucket=stack.models_bucket, Prefix=src_prefix)["Contents"]
+    assert sorted(o["Key"][len(src_prefix) :] for o in src) == sorted(members)
+
+    app.lambda_handler(run_input(stack), lambda_context)
+    versions = stack.s3.list_object_versions(Bucket=stack.models_bucket, Prefix=key)["Versions"]
+    assert len(versions) == 1, "the second run found the code and uploaded nothing"
+
+
+def test_pipeline_json_overrides_reach_the_jobs(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    overrides = {
+        "target_column": "species",
+        "managed_spot": True,
+        "max_runtime_seconds": 900,
+        "hyperparameters": {"n_estimators": 25, "max_depth": 4},
+        "training_instance_type": "ml.c5.xlarge",
+    }
+    stack.put("training/iris/pipeline.json", json.dumps(overrides))
+
+    run = app.lambda_handler(run_input(stack), lambda_context)
+
+    assert run["configFile"] is True
+    arguments = run["jobs"]["process"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--target-column") + 1] == "species"
+    train = run["jobs"]["train"]
+    assert train["StoppingCondition"] == {"MaxRuntimeInSeconds": 900, "MaxWaitTimeInSeconds": 1800}
+    assert train["EnableManagedSpotTraining"] is True
+    assert train["CheckpointConfig"]["S3Uri"].startswith(f"s3://{stack.models_bucket}/checkpoints/")
+    assert train["HyperParameters"]["n-estimators"] == "25" and train["HyperParameters"]["max-depth"] == "4"
+    assert train["ResourceConfig"]["InstanceType"] == "ml.c5.xlarge"
+
+
+def test_an_invalid_pipeline_json_fails_naming_the_field(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    stack.put("training/iris/pipeline.json", json.dumps({"approval_mode": "sometimes"}))
+    with pytest.raises(InvalidConfigError, match=r"'approval_mode'.*'sometimes' is not one of auto, manual"):
+        app.lambda_handler(run_input(stack), lambda_context)
+
+
+def test_image_folders_without_a_recipe_are_refused_saying_what_to_add(stack, lambda_context):
+    for key in ("training/pets/cat/1.jpg", "training/pets/dog/2.jpg", "training/pets/_READY"):
+        stack.put(key, b"\xff\xd8" if key.endswith(".jpg") else b"")
+    with pytest.raises(RecipeRequiredError) as caught:
+        app.lambda_handler(run_input(stack, "training/pets/_READY", "marker"), lambda_context)
+    message = str(caught.value)
+    assert "image data (2 file(s)" in message
+    assert (
+        "training/pets/pipeline.json" in message
+        and '"recipe"' in message
+        and "application/x-image" in message
+    )
+
+
+def test_a_custom_recipe_runs_its_entry_point_on_its_image(stack, lambda_context):
+    for key in ("training/pets/cat/1.jpg", "training/pets/_READY"):
+        stack.put(key, b"\xff\xd8" if key.endswith(".jpg") else b"")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/pets:1"
+    recipe = {"image_uri": image, "entry_point": "pets.py", "content_type": "application/x-image"}
+    stack.put("training/pets/pipeline.json", json.dumps({"recipe": recipe}))
+    stack.put("recipes/pets/pets.py", "print('train')\n")
+
+    run = app.lambda_handler(run_input(stack, "training/pets/_READY", "marker"), lambda_context)
+
+    assert run["image"] == image and run["data"]["contentType"] == "application/x-image"
+    assert json.loads(run["jobs"]["train"]["HyperParameters"]["sagemaker_program"]) == "pets.py"
+    process = run["jobs"]["process"]["AppSpecification"]
+    assert process["ContainerEntrypoint"][-1].endswith("/pets.py") and process["ContainerArguments"][:2] == [
+        "--mode",
+        "preprocess",
+    ]
+
+
+def test_a_marker_run_reads_the_folder_and_user_splits(stack, lambda_context):
+    for key in ("training/shards/a/1.csv", "training/shards/b/2.csv", "training/shards/_READY"):
+        stack.put(key, CSV if key.endswith(".csv") else "")
+    stack.put("validation/shards/v.csv", CSV)
+    stack.put("test/shards/t.csv", CSV)
+
+    run = app.lambda_handler(run_input(stack, "training/shards/_READY", "marker"), lambda_context)
+
+    process = run["jobs"]["process"]
+    assert input_named(process, "data")["S3Uri"] == f"s3://{stack.input_bucket}/training/shards/"
+    assert input_named(process, "validation")["S3Uri"] == f"s3://{stack.input_bucket}/validation/shards/"
+    assert input_named(process, "test")["LocalPath"] == "/opt/ml/processing/input/test"
+    assert run["data"]["files"] == 2 and run["data"]["validationProvided"] and run["data"]["testProvided"]
+
+
+def test_a_marker_without_data_fails_saying_where_it_looked(stack, lambda_context):
+    stack.put("training/empty/_READY", "")
+    with pytest.raises(DatasetNotFoundError, match=r"training/empty/ holds no data files"):
+        app.lambda_handler(run_input(stack, "training/empty/_READY", "marker"), lambda_context)
+
+
+def test_the_input_bucket_is_never_written(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    before = stack.s3.list_object_versions(Bucket=stack.input_bucket)["Versions"]
+    app.lambda_handler(run_input(stack), lambda_context)
+    assert stack.s3.list_object_versions(Bucket=stack.input_bucket)["Versions"] == before
