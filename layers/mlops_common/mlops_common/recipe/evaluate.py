@@ -29,16 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recipe_common as rc
 
 
-def default_processing_root() -> Path:
-    """/opt/ml/processing, or the job root when the script was placed in ``<root>/input/code/``."""
-    here = Path(__file__).resolve().parent
-    if here.name == "code" and here.parent.name == "input":
-        return here.parent.parent
-    return Path("/opt/ml/processing")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    root = default_processing_root()
+    root = rc.default_processing_root()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model-path", type=Path, default=root / "input" / "model", help="model.tar.gz or its dir"

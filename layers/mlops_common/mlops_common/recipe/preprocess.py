@@ -68,16 +68,8 @@ INVALID_EXAMPLES_SHOWN = 5
 SPLITS = ("train", "validation", "test")
 
 
-def default_processing_root() -> Path:
-    """/opt/ml/processing, or the job root when the script was placed in ``<root>/input/code/``."""
-    here = Path(__file__).resolve().parent
-    if here.name == "code" and here.parent.name == "input":
-        return here.parent.parent
-    return Path("/opt/ml/processing")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    root = default_processing_root()
+    root = rc.default_processing_root()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target-column", default="label", help="column name, or 0-based index")
     parser.add_argument("--problem-type", default="auto", choices=("auto", *rc.PROBLEM_TYPES))

@@ -51,6 +51,17 @@ class DatasetError(Exception):
     """Input the user must fix; the message names the file/column/rule and what to change."""
 
 
+def default_processing_root() -> Path:
+    """/opt/ml/processing, or the job root when the scripts were placed in ``<root>/input/code/``.
+
+    The offline runner maps /opt/ml to a per-job folder; the scripts find it from where they were put.
+    """
+    here = Path(__file__).resolve().parent
+    if here.name == "code" and here.parent.name == "input":
+        return here.parent.parent
+    return Path("/opt/ml/processing")
+
+
 def run_script(main: Callable[[], None], failure_file: Path | None = None) -> None:
     """Run a script's main; on failure print one last stderr line SageMaker shows as the cause, then exit.
 
