@@ -45,8 +45,10 @@ lint: $(BIN)/.installed .venv-checkov/.installed ## Static gates: ruff, cfn-lint
 build: $(BIN)/.installed ## sam build (no container)
 	$(BIN)/sam build --template template.yaml
 
+# Two workers for the two cores; loadfile keeps each file's module-scoped fixtures (deployed stacks) in one worker.
+PYTEST_WORKERS ?= 2
 test: lint build ## All gates, then the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: $(BIN)/.installed ## Unit and integration tests only (no build needed)
 	$(BIN)/python -m pytest tests/unit tests/integration tests/static

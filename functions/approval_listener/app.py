@@ -10,8 +10,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common import approvals
 from mlops_common.aws import client
+from mlops_common.pipeline import approvals
 
 logger = Logger(service="deploy-approval-listener")
 tracer = Tracer(service="deploy-approval-listener")

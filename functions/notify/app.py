@@ -10,8 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common import report
 from mlops_common.aws import publish_notification
+from mlops_common.pipeline import report
 
 logger = Logger(service="pipeline-notify")
 tracer = Tracer(service="pipeline-notify")

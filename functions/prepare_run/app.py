@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common import prepare
 from mlops_common.aws import client
+from mlops_common.pipeline import prepare
 
 logger = Logger(service="pipeline-prepare-run")
 tracer = Tracer(service="pipeline-prepare-run")

@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common import gate
 from mlops_common.aws import client
-from mlops_common.run_config import RunConfig, metric_and_threshold
+from mlops_common.pipeline import gate
+from mlops_common.pipeline.run_config import RunConfig, metric_and_threshold
 
 logger = Logger(service="pipeline-quality-gate")
 tracer = Tracer(service="pipeline-quality-gate")

@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common import registry
 from mlops_common.aws import client
+from mlops_common.pipeline import registry
 
 logger = Logger(service="pipeline-register-model")
 tracer = Tracer(service="pipeline-register-model")

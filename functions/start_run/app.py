@@ -12,8 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from mlops_common import starter, trigger
 from mlops_common.aws import client
+from mlops_common.pipeline import starter, trigger
 
 logger = Logger(service="pipeline-start-run")
 tracer = Tracer(service="pipeline-start-run")

@@ -2,7 +2,7 @@
 nothing (`invoke_endpoint` returns a canned body); `update_endpoint` is not implemented.
 
 - CreateEndpoint (API or CloudFormation): Creating, then a local inference server (inference_server.py, a
-  subprocess on 127.0.0.1 and a free port of `OfflineState.port_range`) loads the model: ModelDataUrl
+  subprocess on 127.0.0.1, on a port the OS picks) loads the model: ModelDataUrl
   (model.tar.gz) unpacked, the code from SAGEMAKER_SUBMIT_DIRECTORY (sourcedir.tar.gz in S3) or else
   model.tar.gz's `code/`, the program SAGEMAKER_PROGRAM (default inference.py). InService when /ping answers;
   Failed with the reason (the server's last log line) if it does not within `endpoint_start_timeout_seconds`,
@@ -90,25 +90,22 @@ class Fleet:
 
 _fleets: dict[tuple[str, str, str], Fleet] = {}
 _lock = threading.RLock()
-_port_lock = threading.Lock()
 
 
 def fleet_for(account_id: str, region: str, endpoint_name: str) -> Fleet | None:
     return _fleets.get((account_id, region, endpoint_name))
 
 
-def _free_port(port_range: tuple[int, int]) -> int:
-    in_use = {f.port for f in _fleets.values()}
-    for port in range(port_range[0], port_range[1] + 1):
-        if port in in_use:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise EndpointError(f"no free port in {port_range[0]}-{port_range[1]} for the inference server")
+def _listening_socket() -> socket.socket:
+    """A socket on a port the OS picks, bound and listening before the server starts.
+
+    Probing a port and letting the child bind it later races with other processes (parallel test workers,
+    a local-up server) that probe the same port; handing over a bound socket does not.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener
 
 
 def _read_s3(s3: Any, uri: str, what: str) -> bytes:
@@ -161,9 +158,9 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
         shutil.copytree(model_dir / "code", code_dir)
     program = str(job_runner.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
 
-    with _port_lock:
-        port = _free_port(tuple(state.port_range))
-        log = (root / "server.log").open("wb")
+    listener = _listening_socket()
+    port = listener.getsockname()[1]
+    with listener, (root / "server.log").open("wb") as log:
         env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1", "SM_MODEL_DIR": str(model_dir)}
         env.pop("AWS_ENDPOINT_URL", None)
         process = subprocess.Popen(
@@ -176,16 +173,16 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
                 str(code_dir),
                 "--program",
                 program,
-                "--port",
-                str(port),
+                "--listen-fd",
+                str(listener.fileno()),
             ],
+            pass_fds=(listener.fileno(),),
             cwd=root,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        log.close()
     fleet = Fleet(endpoint_name, config_name, variant.get("VariantName", "AllTraffic"), port, root, process)
     deadline = time.monotonic() + float(state.endpoint_start_timeout_seconds)
     while time.monotonic() < deadline:

@@ -1,8 +1,9 @@
 """A local SageMaker-compatible inference server (GET /ping, POST /invocations) for one model.
 
-Run as a script by the endpoint seam (it must not import the `offline` package: it runs with only the model's
-code on its path): `python inference_server.py --model-dir D --code-dir C --program inference.py --port P`. It
-follows the sagemaker-inference handler contract: the program's `model_fn(model_dir)` is called once, then
+Run as a script by the endpoint seam (it must not import the `offline` package: it runs with only the
+model's code on its path): `python inference_server.py --model-dir D --code-dir C --program inference.py
+--listen-fd F` (or `--port P` by hand). It follows the sagemaker-inference handler contract: the program's
+`model_fn(model_dir)` is called once, then
 each request goes through `input_fn(body, content_type)` -> `predict_fn(data, model)` ->
 `output_fn(prediction, accept)`. Bodies of text/csv and application/json arrive decoded (str), others as
 bytes, as in the SageMaker inference toolkit. A missing or */* Accept means
@@ -16,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--code-dir", required=True, type=Path)
     parser.add_argument("--program", default="inference.py")
-    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--port", type=int, default=8080, help="port to bind when no --listen-fd is given")
+    parser.add_argument("--listen-fd", type=int, help="an inherited socket, already bound and listening")
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     try:
@@ -135,9 +138,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ModelLoadError: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         return 1
     _Handler.program, _Handler.model = program, model
-    server = HTTPServer((args.host, args.port), _Handler)
+    if args.listen_fd is None:
+        server = HTTPServer((args.host, args.port), _Handler)
+    else:
+        # The parent bound port 0 and kept the socket open: no other process can take the port in between.
+        server = HTTPServer((args.host, args.port), _Handler, bind_and_activate=False)
+        server.socket = socket.socket(fileno=args.listen_fd)
+        server.server_address = server.socket.getsockname()
     _exit_with_parent()
-    print(f"inference-server: serving {args.program} on {args.host}:{args.port}", file=sys.stderr, flush=True)
+    host, port = server.server_address[:2]
+    print(f"inference-server: serving {args.program} on {host}:{port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     finally:

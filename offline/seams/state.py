@@ -62,8 +62,6 @@ class OfflineState:
     """Configuration and shared state of one offline AWS (one per process)."""
 
     work_dir: Path = Path(".offline")
-    # Local inference servers listen on 127.0.0.1 in this port range (the first free port is taken).
-    port_range: tuple[int, int] = (18080, 18379)
     # Wait states and Retry intervals sleep at most this long offline; the ASL is not changed.
     max_wait_seconds: float = 0.05
     # Server mode: the URL handlers' boto3 clients must call (AWS_ENDPOINT_URL). None = in-process mock_aws,

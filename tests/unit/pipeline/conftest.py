@@ -109,7 +109,7 @@ IRIS_CSV = "sepal,petal,label\n5.1,1.4,setosa\n6.2,4.5,versicolor\n"
 @pytest.fixture
 def prepared_run(stack: Stack) -> dict[str, Any]:
     """A real prepare_run result for training/iris/iris.csv (what the state machine keeps at $.run)."""
-    from mlops_common import naming, prepare
+    from mlops_common.pipeline import naming, prepare
 
     stack.put("training/iris/iris.csv", IRIS_CSV)
     run_id = naming.execution_name("iris", stack.input_bucket, "training/iris/iris.csv", "v1")

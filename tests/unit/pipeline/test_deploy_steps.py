@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
-from mlops_common.deploy import EndpointBusyError, PackageNotDeployableError
-from mlops_common.smoke import SmokeTestError
+from mlops_common.pipeline.deploy import EndpointBusyError, PackageNotDeployableError
+from mlops_common.pipeline.smoke import SmokeTestError
 from tests.conftest import load_function_module
 
 from .conftest import ROLE_ARN, STACK, Stack, load_event, serve_package, write_evaluation, write_uri

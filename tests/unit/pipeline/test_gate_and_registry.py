@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_common import gate
-from mlops_common.gate import Champion, EvaluationError
+from mlops_common.pipeline import gate
+from mlops_common.pipeline.gate import Champion, EvaluationError
 from tests.conftest import load_function_module
 
 from .conftest import Stack, serve_package, write_evaluation

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from mlops_common import images, recipe_bundle
+from mlops_common.pipeline import images, recipe_bundle
 
 
 def test_regional_images_and_overrides():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_common import naming, trigger
-from mlops_common.naming import EXECUTION_NAME_MAX, SAGEMAKER_NAME_MAX, is_valid_sagemaker_name
+from mlops_common.pipeline import naming, trigger
+from mlops_common.pipeline.naming import EXECUTION_NAME_MAX, SAGEMAKER_NAME_MAX, is_valid_sagemaker_name
 
 LONGEST_STACK = "s" * 43
 AWKWARD_DATASETS = ["iris", "My Data (v2)", "données été", "a" * 200, "x", "----", "UPPER_case.set"]

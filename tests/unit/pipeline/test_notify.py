@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlops_common import report
+from mlops_common.pipeline import report
 from tests.conftest import load_function_module
 
 from .conftest import Stack, load_event

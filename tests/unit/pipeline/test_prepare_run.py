@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from mlops_common import naming
-from mlops_common.prepare import DatasetNotFoundError, RecipeRequiredError
-from mlops_common.run_config import InvalidConfigError
+from mlops_common.pipeline import naming
+from mlops_common.pipeline.prepare import DatasetNotFoundError, RecipeRequiredError
+from mlops_common.pipeline.run_config import InvalidConfigError
 from tests.conftest import load_function_module
 
 from .conftest import STACK, Stack, load_event

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_common import data_formats
-from mlops_common.run_config import InvalidConfigError, defaults_from_env, parse_overrides, resolve
+from mlops_common.pipeline import data_formats
+from mlops_common.pipeline.run_config import InvalidConfigError, defaults_from_env, parse_overrides, resolve
 
 
 def test_pipeline_json_overrides_template_defaults_which_override_built_ins():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlops_common import prepare, report, trigger
+from mlops_common.pipeline import prepare, report, trigger
 from tests.conftest import load_function_module
 
 from .conftest import EVENTS, load_event

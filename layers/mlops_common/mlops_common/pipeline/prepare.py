@@ -11,15 +11,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common import images, naming, recipe_bundle
-from mlops_common.data_formats import (
+from mlops_common.pipeline import images, naming, recipe_bundle
+from mlops_common.pipeline.data_formats import (
     CONFIG_FILE,
     DataFormatError,
     DetectedFormat,
     detect_format,
     is_control_file,
 )
-from mlops_common.run_config import (
+from mlops_common.pipeline.run_config import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     RunConfig,
@@ -27,7 +27,7 @@ from mlops_common.run_config import (
     parse_overrides,
     resolve,
 )
-from mlops_common.trigger import MARKER, SINGLE_FILE, TRAINING_PREFIX
+from mlops_common.pipeline.trigger import MARKER, SINGLE_FILE, TRAINING_PREFIX
 
 PROCESSING = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING}/input/code"

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common import trigger
+from mlops_common.pipeline import trigger
 
 STARTED = "started"
 DUPLICATE = "duplicate"

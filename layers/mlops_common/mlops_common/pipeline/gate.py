@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from mlops_common.run_config import LOWER_IS_BETTER
+from mlops_common.pipeline.run_config import LOWER_IS_BETTER
 
 PACKAGE_TAG = "mlops:model-package-arn"
 METRIC_PROPERTY_PREFIX = "metric:"

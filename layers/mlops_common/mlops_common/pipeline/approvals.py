@@ -7,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common import naming
-from mlops_common.starter import execution_exists
+from mlops_common.pipeline import naming
+from mlops_common.pipeline.starter import execution_exists
 
 DEPLOY_STARTED = "started"
 DUPLICATE = "duplicate"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from mlops_common import naming
-from mlops_common.data_formats import CONFIG_FILE, READY_MARKERS, format_of, is_tabular_key
+from mlops_common.pipeline import naming
+from mlops_common.pipeline.data_formats import CONFIG_FILE, READY_MARKERS, format_of, is_tabular_key
 
 TRAINING_PREFIX = "training/"
 SINGLE_FILE = "single-file"

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-RECIPE_DIR = Path(__file__).resolve().parent / "recipe"
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipe"
 CODE_PREFIX = "code"
 _SKIPPED_PARTS = ("__pycache__",)
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common.gate import METRIC_PROPERTY_PREFIX
+from mlops_common.pipeline.gate import METRIC_PROPERTY_PREFIX
 
 APPROVED = "Approved"
 PENDING = "PendingManualApproval"

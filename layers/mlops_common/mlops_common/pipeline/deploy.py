@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common import naming
-from mlops_common.gate import PACKAGE_TAG
+from mlops_common.pipeline import naming
+from mlops_common.pipeline.gate import PACKAGE_TAG
 
 VARIANT_NAME = "AllTraffic"
 # Alarms that roll an update back (AutoRollbackConfiguration); metrics per endpoint + variant.
