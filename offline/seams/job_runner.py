@@ -241,6 +241,10 @@ def _execute(
     with out_path.open("wb") as out, err_path.open("wb") as err:
         process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True)
         run.process = process
+        if run.stop_requested:
+            # Stop*Job arrived after the "Training" transition but before this spawn: stop() saw no process.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         try:
             code: int | None = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -534,21 +538,24 @@ def _worker(job: Any, kind: str, run: JobRun, state: Any, environment: dict[str,
             if run.root.exists():
                 shutil.rmtree(run.root)
             run.root.mkdir(parents=True)
+            outcome: tuple[str, str | None, str | None]
             try:
                 if kind == "training":
                     _run_training(job, run, state, environment)
                 else:
                     _run_processing(job, run, state, environment)
             except _Stopped as stopped:
-                _finish(job, kind, "Stopped", str(stopped), "MaxRuntimeExceeded")
+                outcome = ("Stopped", str(stopped), "MaxRuntimeExceeded")
             except JobError as error:
-                _finish(job, kind, "Failed", str(error))
+                outcome = ("Failed", str(error), None)
             except Exception as error:  # noqa: BLE001 - any crash of the runner must still end the job
-                _finish(job, kind, "Failed", f"InternalServerError: offline job runner: {error!r}")
+                outcome = ("Failed", f"InternalServerError: offline job runner: {error!r}", None)
             else:
-                _finish(job, kind, "Completed", None, "Completed")
+                outcome = ("Completed", None, "Completed")
             if run.stop_requested:
-                _finish(job, kind, "Stopped", None, "Stopped")
+                # Decided before the status is written: a poller must never see the killed process's Failed.
+                outcome = ("Stopped", None, "Stopped")
+            _finish(job, kind, *outcome)
     finally:
         run.done.set()
 

@@ -15,6 +15,7 @@ from moto.sagemaker.models import sagemaker_backends
 from offline import REGION
 from offline.demo import fire_schedule
 from offline.embedded import EmbeddedAws
+from offline.seams.event_targets import fire_rule
 
 IMAGE = f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
@@ -111,6 +112,36 @@ def test_the_notebook_schedule_fires_on_demand_in_dry_run(aws: EmbeddedAws) -> N
     assert _acted(result, "cg-e2e-notebook")["action"] == "would_stop"
     status = aws.client("sagemaker").describe_notebook_instance(NotebookInstanceName="cg-e2e-notebook")
     assert status["NotebookInstanceStatus"] == "InService"
+
+
+def test_the_notebook_rule_fired_through_eventbridge_stops_an_idle_notebook(aws: EmbeddedAws) -> None:
+    # The whole scheduled path: the stack's rule, its target and Input, the async invoke, the real settings.
+    sm = aws.client("sagemaker")
+    sm.create_notebook_instance(
+        NotebookInstanceName="cg-e2e-rule-idle",
+        InstanceType="ml.t3.medium",
+        RoleArn=aws.outputs["SageMakerExecutionRoleArn"],
+    )
+    sm.create_notebook_instance(
+        NotebookInstanceName="cg-e2e-rule-kept",
+        InstanceType="ml.t3.medium",
+        RoleArn=aws.outputs["SageMakerExecutionRoleArn"],
+        Tags=[{"Key": "cost-guard:keep-running", "Value": "true"}],
+    )
+    for name in ("cg-e2e-rule-idle", "cg-e2e-rule-kept"):
+        backend().notebook_instances[name].last_modified_time = datetime.now(UTC) - timedelta(days=1)
+
+    (delivery,) = fire_rule(aws.outputs["NotebookSweepRuleName"])
+
+    assert delivery.done.wait(60), "the sweeper did not finish"
+    assert delivery.error is None, delivery.error
+    assert delivery.function_name.endswith(f":function:{aws.outputs['NotebookSweeperFunctionName']}")
+    status = {
+        name: sm.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"]
+        for name in ("cg-e2e-rule-idle", "cg-e2e-rule-kept")
+    }
+    assert status["cg-e2e-rule-idle"] in {"Stopping", "Stopped"}, status
+    assert status["cg-e2e-rule-kept"] == "InService", status
 
 
 def _acted(summary: dict[str, Any], name: str) -> dict[str, Any]:

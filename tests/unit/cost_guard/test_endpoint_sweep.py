@@ -93,6 +93,26 @@ def test_restore_explains_what_is_missing(aws: Aws, endpoint_settings) -> None:
         restore_endpoint(aws.sagemaker, aws.s3, BUCKET, "gone-config", NOW)
 
 
+def test_restore_without_list_permission_still_explains_the_missing_record(aws: Aws) -> None:
+    # Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied, not 404 NoSuchKey.
+    s3 = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(s3)
+    stubber.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+    with stubber, pytest.raises(RestoreError, match=r"no cost-guard record .*AccessDenied"):
+        restore_endpoint(aws.sagemaker, s3, BUCKET, "never-deleted", NOW)
+
+
+def test_restore_while_the_deletion_is_still_running_says_to_retry(aws: Aws, endpoint_settings) -> None:
+    aws.endpoint("slow-delete")
+    sweep_endpoints(aws.sagemaker, aws.cloudwatch, aws.s3, endpoint_settings, NOW)
+    # AWS shows a deleted endpoint as Deleting for minutes; moto removes it at once.
+    aws.endpoint("slow-delete")
+    aws.set_endpoint("slow-delete", status="Deleting")
+
+    with pytest.raises(RestoreError, match="still being deleted"):
+        restore_endpoint(aws.sagemaker, aws.s3, BUCKET, "slow-delete", NOW)
+
+
 def test_opt_out_tag_is_honoured(aws: Aws, endpoint_settings) -> None:
     aws.endpoint("pinned", tags={"cost-guard:keep-running": "TRUE"})
     aws.endpoint("not-pinned", tags={"cost-guard:keep-running": "false"})

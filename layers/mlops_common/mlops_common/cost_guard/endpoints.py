@@ -288,11 +288,12 @@ def restore_endpoint(
     try:
         record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        # Without s3:ListBucket, S3 answers a missing object with AccessDenied instead of NoSuchKey.
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "AccessDenied"}:
             raise RestoreError(
-                f"no cost-guard record for endpoint {endpoint_name!r} at s3://{bucket}/{key}: only endpoints "
-                "the cost guard deleted can be restored; list them with "
-                f"aws s3 ls s3://{bucket}/{RESTORE_RECORD_PREFIX}"
+                f"no cost-guard record for endpoint {endpoint_name!r} at s3://{bucket}/{key} "
+                f"({error_text(error)}): only endpoints the cost guard deleted can be restored; list them "
+                f"with aws s3 ls s3://{bucket}/{RESTORE_RECORD_PREFIX}"
             ) from error
         raise
     config_name = record["endpoint_config_name"]
@@ -302,6 +303,12 @@ def restore_endpoint(
         if error.response.get("Error", {}).get("Code") != "ValidationException":
             raise
     else:
+        if existing.get("EndpointStatus") == "Deleting":
+            # DeleteEndpoint is asynchronous: right after a sweep the name is still taken for a few minutes.
+            raise RestoreError(
+                f"endpoint {endpoint_name} is still being deleted (status Deleting); "
+                "invoke the restore again in a few minutes"
+            )
         return RestoreResult(
             endpoint_name,
             existing.get("EndpointConfigName", config_name),
