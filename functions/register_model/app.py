@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -24,6 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         evaluation_uri=event["gate"]["evaluationUri"],
         metrics=event["gate"]["metrics"],
         gate=event["gate"],
+        stack_name=os.environ["STACK_NAME"],
     )
     logger.info("model registered", extra=result)
     return result

@@ -258,3 +258,30 @@ def test_instance_endpoints_are_updated_blue_green(aws):
     assert "UpdateEndpointBlueGreen" in states and "UpdateServerlessEndpoint" not in states
     alarms = aws.client("cloudwatch").describe_alarms(AlarmNamePrefix=deployment["output"]["endpointName"])
     assert len(alarms["MetricAlarms"]) == 2
+
+
+def test_a_wrong_answer_after_an_update_fails_the_run_and_restores_the_serving_model(aws):
+    since = upload(aws, "relapse", FAST)
+    [first] = run_of(aws, "relapse", since)
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    serving = json.loads(first["output"])["deployment"]["output"]
+    endpoint = serving["endpointName"]
+
+    aws.faults.fail_api("sagemaker-runtime", "InvokeEndpoint", "ModelError", message="model crashed")
+    since = upload(aws, "relapse", FAST, IRIS + "\n")
+    [second] = [r for r in run_of(aws, "relapse", since) if r["executionArn"] != first["executionArn"]]
+
+    assert second["status"] == "FAILED" and second["error"] == "SmokeTestError"
+    assert (
+        f"{endpoint} is going back to its previous endpoint config {serving['endpointConfigName']}"
+        in (second["cause"])
+    )
+    sagemaker = aws.client("sagemaker")
+    deadline = time.monotonic() + 30
+    while True:
+        now = sagemaker.describe_endpoint(EndpointName=endpoint)
+        if now["EndpointStatus"] == "InService" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert now["EndpointConfigName"] == serving["endpointConfigName"]
+    assert endpoint_tags(aws, now["EndpointArn"])["mlops:model-package-arn"] == serving["modelPackageArn"]

@@ -16,6 +16,10 @@ _RETRYING = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 _MAX_SUBJECT = 100
 
 
+class NotificationError(RuntimeError):
+    """A notification was not delivered; the message says where and why."""
+
+
 @cache
 def client(service: str) -> Any:
     """One boto3 client per service per execution environment, created on first use (not at cold start)."""
@@ -42,7 +46,7 @@ def publish_notification(
     )
     if event_source and event_detail_type:
         events = events or client("events")
-        events.put_events(
+        response = events.put_events(
             Entries=[
                 {
                     "Source": event_source,
@@ -51,3 +55,10 @@ def publish_notification(
                 }
             ]
         )
+        # PutEvents reports a refused entry in its response, not as an error.
+        if response.get("FailedEntryCount"):
+            failed = next((e for e in response.get("Entries", []) if e.get("ErrorCode")), {})
+            raise NotificationError(
+                f"EventBridge did not accept the {event_detail_type!r} event: "
+                f"{failed.get('ErrorCode', 'unknown')}: {failed.get('ErrorMessage', 'no message')}"
+            )

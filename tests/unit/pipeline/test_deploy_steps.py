@@ -201,3 +201,40 @@ def test_auto_approved_and_foreign_packages_are_left_alone(
     ]
     assert outcomes == ["ignored"] * 3
     assert stack.sfn.list_executions(stateMachineArn=deploy_machine)["executions"] == []
+
+
+def test_approving_again_after_a_failed_deployment_deploys_again(
+    stack, prepared_run, lambda_context, deploy_machine
+):
+    arn = registered(stack, prepared_run, lambda_context, approval_mode="manual")
+    group = prepared_run["names"]["modelPackageGroup"]
+    approve(stack, arn)
+    first = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+    # The deployment ends without success (a Failed endpoint, say); the person fixes it and approves again.
+    stack.sfn.stop_execution(executionArn=first["executionArn"], error="EndpointFailed")
+
+    second = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+    redelivered = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+
+    outcomes = (first["outcome"], second["outcome"], redelivered["outcome"])
+    assert outcomes == ("started", "started", "duplicate")
+    assert second["executionName"] != first["executionName"] and len(second["executionName"]) <= 80
+    assert second["executionName"].endswith("-r2")
+    assert len(stack.sfn.list_executions(stateMachineArn=deploy_machine)["executions"]) == 2
+
+
+def test_a_stack_whose_name_prefixes_another_leaves_its_packages_alone(
+    stack, prepared_run, lambda_context, deploy_machine, monkeypatch
+):
+    # Groups are '<stack>-<dataset>': sagemaker-mlops-iris also starts with the prefix of a stack "sagemaker".
+    arn = registered(stack, prepared_run, lambda_context, approval_mode="manual")
+    group = prepared_run["names"]["modelPackageGroup"]
+    approve(stack, arn)
+    monkeypatch.setenv("STACK_NAME", "sagemaker")
+
+    result = approval_listener.lambda_handler(approval_event(arn, group), lambda_context)
+
+    assert result["outcome"] == "ignored" and "registered by stack 'sagemaker-mlops'" in result["reason"]
+    assert stack.sfn.list_executions(stateMachineArn=deploy_machine)["executions"] == []
+    with pytest.raises(PackageNotDeployableError, match="by stack 'sagemaker-mlops', not sagemaker"):
+        prepare_deployment.lambda_handler({"modelPackageArn": arn}, lambda_context)

@@ -184,3 +184,64 @@ def test_a_pipeline_started_deployment_failure_is_left_to_the_run(stack, lambda_
 def test_failure_causes(state: dict, error: str, cause: str):
     found = report.failure(state)
     assert (found["error"], found["cause"]) == (error, cause)
+
+
+SMOKE_FAILED = {
+    "failedStep": "SmokeTest",
+    "error": {"Error": "SmokeTestError", "Cause": json.dumps({"errorMessage": "no finite score"})},
+    "deploy": {"endpointName": "e", "previousConfig": "old"},
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "cause"),
+    [
+        (
+            {**SMOKE_FAILED, "restored": {"EndpointArn": "arn"}},
+            "no finite score; e is going back to its previous endpoint config old",
+        ),
+        (
+            {
+                **SMOKE_FAILED,
+                "restoreError": {"Error": "SageMaker.AmazonSageMakerException", "Cause": "busy"},
+            },
+            "no finite score; switching e back to old failed (busy): it still serves the new model",
+        ),
+        (
+            {**SMOKE_FAILED, "deploy": {"endpointName": "e", "previousConfig": None}},
+            "no finite score; e is new and serves this model until the next deployment or its deletion",
+        ),
+    ],
+)
+def test_a_failed_smoke_test_says_what_the_endpoint_serves_now(state: dict, cause: str):
+    assert report.failure(state) == {"step": "SmokeTest", "error": "SmokeTestError", "cause": cause}
+
+
+def test_an_event_eventbridge_refuses_is_an_error_not_a_silent_loss():
+    import boto3
+    from botocore.stub import Stubber
+
+    from mlops_common.aws import NotificationError, publish_notification
+
+    sns = boto3.client("sns", region_name="us-east-1")
+    events = boto3.client("events", region_name="us-east-1")
+    with Stubber(sns) as sns_stub, Stubber(events) as events_stub:
+        sns_stub.add_response("publish", {"MessageId": "1"})
+        events_stub.add_response(
+            "put_events",
+            {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            },
+        )
+        with pytest.raises(NotificationError, match=r"'Pipeline Run Failed'.*InternalFailure: try again"):
+            publish_notification(
+                "arn:aws:sns:us-east-1:123456789012:topic",
+                "Run failed",
+                {"dataset": "iris"},
+                event_source=report.EVENT_SOURCE,
+                event_detail_type=report.FAILED,
+                sns=sns,
+                events=events,
+            )
+        events_stub.assert_no_pending_responses()

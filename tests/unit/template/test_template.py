@@ -188,9 +188,33 @@ def test_required_outputs_exist(deploy):
     assert set(deploy().outputs) >= REQUIRED_OUTPUTS
 
 
-def test_topic_is_encrypted_and_email_is_optional(deploy):
+def test_topic_is_encrypted_with_a_key_its_alarms_can_use_and_email_is_optional(deploy):
     without = deploy()
-    assert without.resources["NotificationTopic"]["Properties"]["KmsMasterKeyId"]
+    key_id = without.resources["NotificationTopic"]["Properties"]["KmsMasterKeyId"]
+    # alias/aws/sns would encrypt too, but CloudWatch alarms cannot publish to such a topic.
+    assert key_id["Fn::If"][0] == "UseKms" and key_id["Fn::If"][2] == {
+        "Fn::GetAtt": ["NotificationTopicKey", "Arn"]
+    }
+    key = without.resources["NotificationTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    grants = [
+        s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert grants and {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(grants[0]["Action"])
+    failed_runs = without.resources["PipelineRunsFailedAlarm"]["Properties"]
+    assert failed_runs["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+    own_key = deploy(KmsKeyArn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    assert "NotificationTopicKey" not in own_key.resources
     assert not without.of_type("AWS::SNS::Subscription")
     with_email = deploy(NotificationEmail="ml-team@example.com")
     assert with_email.of_type("AWS::SNS::Subscription")
+
+
+def test_functions_that_expect_not_found_may_list_the_bucket_unconditionally(deploy):
+    # S3 answers a missing key with 404 (not 403) only when the caller may s3:ListBucket the bucket, and a
+    # GetObject/HeadObject request carries no s3:prefix for a condition to match.
+    statements = iam_statements(deploy().resources)
+    for role in ("StartRunFunctionRole", "PrepareRunFunctionRole", "QualityGateFunctionRole"):
+        listing = [s for r, s in statements if r == role and "s3:ListBucket" in str(s["Action"])]
+        assert listing, f"{role} cannot tell a missing object from a forbidden one"
+        assert all("Condition" not in s for s in listing), role

@@ -8,16 +8,37 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops_common.pipeline import naming
-from mlops_common.pipeline.starter import execution_exists
+from mlops_common.pipeline.registry import STACK_PROPERTY
+from mlops_common.pipeline.starter import execution_status
 
 DEPLOY_STARTED = "started"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
+# Deployments of one package version after failed ones (each needs a new approval event).
+MAX_DEPLOY_ATTEMPTS = 20
 
 
 def deploy_execution_name(package_arn: str, group: str, version: int | str) -> str:
     """Deterministic per package version, so a redelivered event starts nothing. max: 60+2+5+1+12 = 80"""
     return f"{naming.slug(group, 60)}-v{str(version)[:5]}-{naming.short_hash(package_arn, 12)}"
+
+
+def free_execution_name(sfn: Any, state_machine_arn: str, base: str) -> str | None:
+    """The name for this package version's next deployment, or None when one is running or succeeded.
+
+    Redelivered events find the running or finished deployment; after a failed one (e.g. a Failed endpoint
+    that was deleted since), approving the package again deploys it again as '-r2', '-r3', ... (at most 80).
+    """
+    name = base
+    for attempt in range(2, MAX_DEPLOY_ATTEMPTS + 2):
+        status = execution_status(sfn, state_machine_arn, name)
+        if status is None:
+            return name
+        if status in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
+            return None
+        suffix = f"-r{attempt}"
+        name = f"{base[: naming.EXECUTION_NAME_MAX - len(suffix)]}{suffix}"
+    return None
 
 
 def _ignore_reason(detail: dict[str, Any], stack_name: str) -> str | None:
@@ -38,6 +59,9 @@ def handle_approval(
         return {"outcome": IGNORED, "reason": reason}
     arn, group = detail["ModelPackageArn"], detail["ModelPackageGroupName"]
     package = sagemaker.describe_model_package(ModelPackageName=arn)
+    owner = package.get("CustomerMetadataProperties", {}).get(STACK_PROPERTY)
+    if owner != stack_name:
+        return {"outcome": IGNORED, "reason": f"package registered by stack {owner!r}, not {stack_name}"}
     mode = package.get("CustomerMetadataProperties", {}).get("approval-mode")
     if mode != "manual" or package.get("ModelApprovalStatus") != "Approved":
         return {
@@ -45,11 +69,12 @@ def handle_approval(
             "reason": f"approval mode {mode!r}, status {package.get('ModelApprovalStatus')}: only manual "
             "approvals are deployed here (the pipeline deploys auto-approved packages itself)",
         }
-    name = deploy_execution_name(
+    base = deploy_execution_name(
         arn, group, detail.get("ModelPackageVersion", package.get("ModelPackageVersion"))
     )
-    if execution_exists(sfn, deploy_state_machine_arn, name):
-        return {"outcome": DUPLICATE, "reason": "deployment already started", "executionName": name}
+    name = free_execution_name(sfn, deploy_state_machine_arn, base)
+    if name is None:
+        return {"outcome": DUPLICATE, "reason": "deployment already started or done", "executionName": base}
     try:
         execution = sfn.start_execution(
             stateMachineArn=deploy_state_machine_arn,

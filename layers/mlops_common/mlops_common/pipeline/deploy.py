@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from mlops_common.pipeline import naming
 from mlops_common.pipeline.gate import PACKAGE_TAG
+from mlops_common.pipeline.registry import STACK_PROPERTY
 
 VARIANT_NAME = "AllTraffic"
 # Alarms that roll an update back (AutoRollbackConfiguration); metrics per endpoint + variant.
@@ -107,6 +108,10 @@ def plan(
     if status != "Approved":
         raise PackageNotDeployableError(f"{package_arn} is {status}; only Approved packages are deployed")
     properties = package.get("CustomerMetadataProperties", {})
+    if properties.get(STACK_PROPERTY) != stack_name:
+        raise PackageNotDeployableError(
+            f"{package_arn} was registered by stack {properties.get(STACK_PROPERTY)!r}, not {stack_name}"
+        )
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     if not containers or "endpoint-name" not in properties:
         raise PackageNotDeployableError(

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from mlops_common.pipeline.gate import METRIC_PROPERTY_PREFIX
 
+STACK_PROPERTY = "stack"
 APPROVED = "Approved"
 PENDING = "PendingManualApproval"
 SERVING_CONTENT_TYPES = ["text/csv", "application/json"]
@@ -73,8 +74,12 @@ def register(
     evaluation_uri: str,
     metrics: dict[str, Any],
     gate: dict[str, Any],
+    stack_name: str,
 ) -> dict[str, Any]:
-    """Create (or, on retry, find) the run's package: Approved in auto mode, else PendingManualApproval."""
+    """Create (or, on retry, find) the run's package: Approved in auto mode, else PendingManualApproval.
+
+    The package names its stack: group names are '<stack>-<dataset>', so 'ml-prod-iris' starts with the
+    prefix of a stack 'ml' too, and only this property tells that stack to leave it alone."""
     config = run["config"]
     group = run["names"]["modelPackageGroup"]
     ensure_group(sagemaker, group, run["dataset"])
@@ -88,6 +93,7 @@ def register(
             "reused": True,
         }
     properties = {
+        STACK_PROPERTY: stack_name,
         "run-id": run["runId"],
         "dataset": property_value(run["dataset"]),
         "endpoint-name": run["names"]["endpoint"],

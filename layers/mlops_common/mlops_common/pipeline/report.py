@@ -104,7 +104,23 @@ def failure(state: dict[str, Any]) -> dict[str, str]:
         error, cause = "Unknown", "the run failed without a recorded cause"
     if error.startswith("States."):  # reserved for Step Functions: a Fail state may not use it
         error = f"{step}Failed" if step != "Unknown" else error.replace("States.", "", 1)
+    if step == "SmokeTest":
+        cause += restore_note(state)
     return {"step": step, "error": error, "cause": cause}
+
+
+def restore_note(state: dict[str, Any]) -> str:
+    """What the deploy machine did with an endpoint that answered wrongly (RestorePreviousModel)."""
+    deployment = state.get("deploy") or {}
+    previous, endpoint = deployment.get("previousConfig"), deployment.get("endpointName")
+    if "restored" in state:
+        return f"; {endpoint} is going back to its previous endpoint config {previous}"
+    if isinstance(state.get("restoreError"), dict):
+        _, why = explain(str(state["restoreError"].get("Error")), state["restoreError"].get("Cause"))
+        return f"; switching {endpoint} back to {previous} failed ({why}): it still serves the new model"
+    if deployment and not previous:
+        return f"; {endpoint} is new and serves this model until the next deployment or its deletion"
+    return ""
 
 
 def _seconds(start: Any, end: Any) -> float | None:

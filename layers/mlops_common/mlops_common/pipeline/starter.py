@@ -33,15 +33,20 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
-def execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
-    """StartExecution returns a running execution of the same name and input (no error): look first."""
+def execution_status(sfn: Any, state_machine_arn: str, name: str) -> str | None:
+    """RUNNING, SUCCEEDED, FAILED, ... of the named execution, or None when there is none."""
     try:
-        sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+        described = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
-            return False
+            return None
         raise
-    return True
+    return str(described["status"])
+
+
+def execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
+    """StartExecution returns a running execution of the same name and input (no error): look first."""
+    return execution_status(sfn, state_machine_arn, name) is not None
 
 
 def execution_input(event: trigger.ObjectEvent, decision: trigger.Decision, run_id: str) -> dict[str, Any]:
