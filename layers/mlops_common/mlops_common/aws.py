@@ -16,6 +16,17 @@ _RETRYING = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 _MAX_SUBJECT = 100
 
 
+# What S3 answers for a missing key: 404/NotFound to HEAD, NoSuchKey to GET (AccessDenied instead when the
+# caller may not list the bucket).
+S3_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def error_code(error: Exception) -> str | None:
+    """The AWS error code of a botocore ClientError ("ThrottlingException", "NoSuchKey"...), else None."""
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 class NotificationError(RuntimeError):
     """A notification was not delivered; the message says where and why."""
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mlops_common.aws import S3_MISSING_CODES, error_code
 from mlops_common.cost_guard.metrics import MetricQuery, get_metric_values
 from mlops_common.cost_guard.pricing import fleet_hourly_price
 from mlops_common.cost_guard.settings import (
@@ -289,7 +290,7 @@ def restore_endpoint(
         record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as error:
         # Without s3:ListBucket, S3 answers a missing object with AccessDenied instead of NoSuchKey.
-        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "AccessDenied"}:
+        if error_code(error) in {*S3_MISSING_CODES, "AccessDenied"}:
             raise RestoreError(
                 f"no cost-guard record for endpoint {endpoint_name!r} at s3://{bucket}/{key} "
                 f"({error_text(error)}): only endpoints the cost guard deleted can be restored; list them "
@@ -300,7 +301,7 @@ def restore_endpoint(
     try:
         existing = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ValidationException":
+        if error_code(error) != "ValidationException":
             raise
     else:
         if existing.get("EndpointStatus") == "Deleting":

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from mlops_common.aws import publish_notification
+from mlops_common.aws import error_code, publish_notification
 
 Action = Literal["stopped", "deleted", "would_stop", "would_delete", "reported", "kept", "skipped", "error"]
 # Outcomes that free (or, in dry run / prod report mode, would free) the resource's hourly cost.
@@ -87,9 +87,7 @@ _CHANGED_MEANWHILE = frozenset({"ValidationException", "ResourceNotFound", "Reso
 
 def add_aws_error(summary: SweepSummary, name: str, step: str, error: Exception) -> Outcome:
     """Record a per-resource AWS error: a skip when someone changed the resource meanwhile, else an error."""
-    response = getattr(error, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    if code in _CHANGED_MEANWHILE:
+    if error_code(error) in _CHANGED_MEANWHILE:
         return summary.add(name, "skipped", f"changed by someone else meanwhile ({error_text(error)})")
     return summary.add(name, "error", f"{step} failed: {error_text(error)}")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.aws import error_code
 from mlops_common.pipeline import naming
 from mlops_common.pipeline.registry import STACK_PROPERTY
 from mlops_common.pipeline.starter import execution_status
@@ -82,7 +83,7 @@ def handle_approval(
             input=json.dumps({"modelPackageArn": arn, "source": "approval"}),
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+        if error_code(error) == "ExecutionAlreadyExists":
             return {"outcome": DUPLICATE, "reason": "deployment already started", "executionName": name}
         raise
     return {"outcome": DEPLOY_STARTED, "executionName": name, "executionArn": execution["executionArn"]}

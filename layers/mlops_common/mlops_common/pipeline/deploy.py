@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.aws import error_code
 from mlops_common.pipeline import naming
 from mlops_common.pipeline.gate import PACKAGE_TAG
 from mlops_common.pipeline.registry import STACK_PROPERTY
@@ -128,7 +129,7 @@ def plan(
     try:
         existing = sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("ValidationException", "ResourceNotFound"):
+        if error_code(error) not in ("ValidationException", "ResourceNotFound"):
             raise
         existing = None
     if existing and existing["EndpointStatus"] in _BUSY:

@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from mlops_common.pipeline.run_config import LOWER_IS_BETTER
+from mlops_common.aws import error_code
+from mlops_common.recipe.recipe_common import LOWER_IS_BETTER  # the recipe owns metric direction
 
 PACKAGE_TAG = "mlops:model-package-arn"
 METRIC_PROPERTY_PREFIX = "metric:"
@@ -64,7 +65,7 @@ def find_champion(sagemaker: Any, endpoint_name: str) -> Champion | None:
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+        if error_code(error) in ("ValidationException", "ResourceNotFound"):
             return None
         raise
     tags = sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])

@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.aws import S3_MISSING_CODES, error_code
 from mlops_common.pipeline import images, naming, recipe_bundle
 from mlops_common.pipeline.data_formats import (
     CONFIG_FILE,
@@ -114,7 +115,7 @@ def load_config(s3: Any, bucket: str, dataset: str, defaults: dict[str, Any]) ->
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if error_code(error) in S3_MISSING_CODES:
             return resolve(defaults, {}), False
         raise
     return resolve(defaults, parse_overrides(body, f"s3://{bucket}/{key}")), True
@@ -368,9 +369,7 @@ def ensure_experiment(sagemaker: Any, experiment: str, trial: str, dataset: str,
             create()
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", "")
-            exists = (
-                error.response.get("Error", {}).get("Code") == "ResourceInUse" or "already exist" in message
-            )
+            exists = error_code(error) == "ResourceInUse" or "already exist" in message
             if not exists:
                 raise
 

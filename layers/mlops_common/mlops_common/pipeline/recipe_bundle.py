@@ -15,6 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.aws import S3_MISSING_CODES, error_code
+
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipe"
 CODE_PREFIX = "code"
 _SKIPPED_PARTS = ("__pycache__",)
@@ -79,7 +81,7 @@ def ensure_uploaded(s3: Any, bucket: str, files: dict[str, bytes]) -> CodeLocati
         s3.head_object(Bucket=bucket, Key=tar_key)
         return CodeLocation(location.content_hash, location.sourcedir_uri, location.src_uri, uploaded=False)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) not in S3_MISSING_CODES:
             raise
     for name, body in files.items():
         s3.put_object(Bucket=bucket, Key=f"{prefix}/src/{name}", Body=body)

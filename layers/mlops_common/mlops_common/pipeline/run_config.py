@@ -16,7 +16,6 @@ DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "libsvm")
 ALGORITHMS = ("random_forest", "gradient_boosting", "linear")
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = frozenset({"rmse", "mae"})
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 ROLLOUTS = ("all_at_once", "canary", "linear")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")

@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.aws import S3_MISSING_CODES, error_code
 from mlops_common.pipeline import trigger
 
 STARTED = "started"
@@ -24,7 +25,7 @@ def resolve_key(s3: Any, event: trigger.ObjectEvent) -> str | None:
             s3.head_object(Bucket=event.bucket, Key=key)
             return key
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound", "403"):
+            if error_code(error) not in {*S3_MISSING_CODES, "403"}:
                 raise
     return None
 
@@ -38,7 +39,7 @@ def execution_status(sfn: Any, state_machine_arn: str, name: str) -> str | None:
     try:
         described = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+        if error_code(error) == "ExecutionDoesNotExist":
             return None
         raise
     return str(described["status"])
@@ -91,7 +92,7 @@ def start_for_event(
     try:
         arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)["executionArn"]
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":  # lost a race
+        if error_code(error) == "ExecutionAlreadyExists":  # lost a race
             return {"outcome": DUPLICATE, "reason": "already started", "executionName": name, "key": key}
         raise
     return {
