@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export LOCAL_AWS_PORT ?= 4566
 
-.PHONY: help venv lint checkov build test unit e2e demo local-up local-down bench lock clean
+.PHONY: help venv lint checkov build test unit e2e demo local-up local-down deploy smoke bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -32,15 +32,24 @@ $(BIN)/.installed: requirements/dev.txt
 	.venv-checkov/bin/python -m pip install --quiet -r requirements/checkov.txt
 	touch $@
 
+# zizmor and check-jsonschema (click>=8.5, which aws-sam-cli's pin refuses) for .github/workflows.
+WORKFLOW_LINT := .venv-workflow-lint/bin
+$(WORKFLOW_LINT)/.installed: requirements/workflow-lint.txt
+	$(PYTHON312) -m venv .venv-workflow-lint
+	$(WORKFLOW_LINT)/python -m pip install --quiet -r requirements/workflow-lint.txt
+	touch $@
+
 venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependencies
 
-lint: $(BIN)/.installed .venv-checkov/.installed ## Static gates: ruff, cfn-lint, sam validate --lint, ASL checks, checkov
+lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## Static gates: ruff, cfn-lint, sam validate --lint, ASL checks, checkov, workflow linters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml cicd/bootstrap.yaml
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/python tests/static/validate_asl.py
-	.venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	.venv-checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml -f cicd/bootstrap.yaml
+	$(WORKFLOW_LINT)/zizmor --offline --persona pedantic --no-progress .github/workflows
+	$(WORKFLOW_LINT)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 build: $(BIN)/.installed ## sam build (no container)
 	$(BIN)/sam build --template template.yaml
@@ -50,7 +59,7 @@ PYTEST_WORKERS ?= 2
 test: lint build ## All gates, then the whole test suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-unit: $(BIN)/.installed ## Unit and integration tests only (no build needed)
+unit: $(BIN)/.installed $(WORKFLOW_LINT)/.installed .venv-checkov/.installed ## Unit and integration tests only (no build needed)
 	$(BIN)/python -m pytest tests/unit tests/integration tests/static
 
 e2e: build ## End-to-end tests against the embedded AWS
@@ -64,6 +73,23 @@ local-up: build ## Start the embedded AWS on 127.0.0.1:$$LOCAL_AWS_PORT and depl
 
 local-down: ## Stop the embedded AWS started by local-up
 	$(BIN)/python -m offline down
+
+# Deploy the sam build output and check it, as .github/workflows/deploy.yml does (docs/cicd.md). Settings come from
+# the environment or the command line (make passes both to the recipe's environment, so no value is re-parsed by
+# make): STACK, ARTIFACTS_BUCKET, optional CFN_EXECUTION_ROLE_ARN and STACK_PARAMETERS ("Key=Value Key=Value").
+deploy: $(BIN)/.installed ## Deploy .aws-sam/build: make deploy STACK=<name> ARTIFACTS_BUCKET=<bucket>
+	@test -n "$$STACK" || { echo "STACK is not set: make deploy STACK=<stack name> ARTIFACTS_BUCKET=<bucket>"; exit 2; }
+	@test -n "$$ARTIFACTS_BUCKET" || { echo "ARTIFACTS_BUCKET is not set: the bootstrap stack's ArtifactsBucketName (docs/cicd.md)"; exit 2; }
+	@test -f .aws-sam/build/template.yaml || { echo "no .aws-sam/build/template.yaml: run make build first"; exit 2; }
+	set -f; $(BIN)/sam deploy --config-file "$(CURDIR)/cicd/samconfig.toml" \
+	    --template-file .aws-sam/build/template.yaml --stack-name "$$STACK" \
+	    --s3-bucket "$$ARTIFACTS_BUCKET" --s3-prefix "$$STACK" \
+	    $${CFN_EXECUTION_ROLE_ARN:+--role-arn "$$CFN_EXECUTION_ROLE_ARN"} \
+	    --parameter-overrides "StackName=$$STACK" $$STACK_PARAMETERS
+
+smoke: $(BIN)/.installed ## Post-deploy check of a deployed stack: make smoke STACK=<name>
+	@test -n "$$STACK" || { echo "STACK is not set: make smoke STACK=<stack name>"; exit 2; }
+	$(BIN)/python -m cicd.post_deploy_check --stack "$$STACK"
 
 bench: $(BIN)/.installed ## Benchmarks (figures printed, not asserted)
 	$(BIN)/python bench/cost_guard_sweep.py
