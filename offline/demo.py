@@ -76,6 +76,19 @@ def newest_model_package(sagemaker: Any) -> dict[str, Any] | None:
     return newest
 
 
+def download_report(aws: EmbeddedAws, package_arn: str, folder: Path) -> Path | None:
+    """The run's evaluation report (the package's report-uri property), saved as <folder>/report.html."""
+    package = aws.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    uri = package.get("CustomerMetadataProperties", {}).get("report-uri", "")
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "report.html"
+    path.write_bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return path
+
+
 def package_metrics(aws: EmbeddedAws, package_arn: str) -> dict[str, float]:
     """The evaluation metrics the pipeline records on a model package ("metric:<name>" properties)."""
     package = aws.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
@@ -286,6 +299,9 @@ def _report_result(aws: EmbeddedAws, run: dict[str, Any], emit: Callable[[str], 
     if isinstance(metrics, dict):
         emit("  metrics:       " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     emit(f"  model package: {package_arn}")
+    report = download_report(aws, package_arn, DEMO_WORK_DIR / "report") if package_arn else None
+    # The page embeds its plots: it opens offline in any browser.
+    emit(f"  report:        {_shown(report) if report else 'none recorded on the package'}")
     emit(f"  endpoint:      {endpoint}")
     if not endpoint:
         raise DemoFailed("the run succeeded but no endpoint exists to invoke")

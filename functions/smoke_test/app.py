@@ -1,4 +1,5 @@
-"""Smoke test: rows of the test split through the endpoint; a wrong answer fails the deployment."""
+"""Smoke test: raw rows of the test split through the endpoint; answers far from the true labels (or
+malformed ones) fail the deployment."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         endpoint=event["endpointName"],
         test_prefix=settings["testDataUri"],
         schema_prefix=settings["schemaUri"],
-        count=int(settings.get("rows", 5)),
+        count=int(settings.get("rows", 50)),
+        metrics=settings.get("metrics") or {},
     )
     logger.info("smoke test passed", extra=result)
     return result

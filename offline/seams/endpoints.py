@@ -1,5 +1,6 @@
 """Seam 6: SageMaker endpoints really serve. Gap: moto 5.2.5 marks endpoints InService at once and serves
-nothing (`invoke_endpoint` returns a canned body); `update_endpoint` is not implemented.
+nothing (`invoke_endpoint` returns a canned body, and decodes a binary body such as a PNG as UTF-8, which
+fails); `update_endpoint` is not implemented.
 
 - CreateEndpoint (API or CloudFormation): Creating, then a local inference server (inference_server.py, a
   subprocess on 127.0.0.1, on a port the OS picks) loads the model: ModelDataUrl
@@ -317,7 +318,7 @@ def invoke_endpoint(self: Any) -> Any:
     """SageMakerRuntimeResponse.invoke_endpoint: forward to the endpoint's inference server."""
     from moto.sagemaker.models import sagemaker_backends
 
-    name = self._get_param("EndpointName") or self.path.split("/")[2]
+    name = self.path.split("/")[2]  # /endpoints/<name>/invocations (the body may be binary, never JSON here)
     fleet = fleet_for(self.current_account, self.region, name)
     if fleet is None:
         endpoint = sagemaker_backends[self.current_account][self.region].endpoints.get(name)
@@ -389,6 +390,9 @@ def install(state: Any) -> None:
     _patching.replace(SageMakerModelBackend, "delete_endpoint", delete_endpoint)
     _patching.replace(SageMakerResponse, "update_endpoint", update_endpoint_response, must_exist=False)
     _patching.replace(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+    # moto decodes every request body as UTF-8 (a PNG body fails before invoke_endpoint runs); AWS passes
+    # InvokeEndpoint's body through as bytes.
+    _patching.replace(SageMakerRuntimeResponse, "use_raw_body", True, must_exist=False)  # inherited
 
 
 def uninstall() -> None:

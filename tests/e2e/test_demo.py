@@ -27,6 +27,10 @@ def test_demo_runs_the_sample_dataset_to_a_prediction(tmp_path: Path) -> None:
     assert re.search(r"^\s+ok\s+PipelineStateMachine\s+\S+\s+\d+\.\d\ds$", out, re.MULTILINE), out
     assert re.search(r"^\s+metrics:\s+.*accuracy=0\.\d{4}", out, re.MULTILINE), out
     assert re.search(r"model package: arn:aws:sagemaker:us-east-1:\d{12}:model-package/", out), out
+    report = re.search(r"^\s+report:\s+(\S+report\.html)$", out, re.MULTILINE)
+    assert report, out
+    page = (ROOT / report.group(1)).read_text()  # a relative path is relative to the repository
+    assert "<h1>Model evaluation</h1>" in page and 'src="data:image/png;base64,' in page
     assert "endpoint:      mlops-local-iris" in out
     prediction = re.search(r"prediction: .* -> (\w+) .*\(true label: (\w+)\)", out)
     assert prediction and prediction.group(1) == prediction.group(2) == "setosa", out

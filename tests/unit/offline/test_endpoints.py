@@ -185,3 +185,39 @@ def test_gap_moto_has_no_update_endpoint_and_a_canned_invoke(plain_moto: None) -
 
     assert not hasattr(SageMakerResponse, "update_endpoint")
     assert "static data" in (inspect.getdoc(SageMakerRuntimeBackend.invoke_endpoint) or "")
+
+
+BYTES_ECHO = """
+import json
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return {"type": content_type, "is_bytes": isinstance(body, bytes), "head": list(body[:4])}
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction), "application/json"
+"""
+PNG_HEAD = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def test_a_binary_body_reaches_the_model_unchanged(models_bucket: OfflineState) -> None:
+    aws("sagemaker").create_endpoint(EndpointName="bin", EndpointConfigName=_model("bin", 1, BYTES_ECHO))
+    assert _wait("bin")["EndpointStatus"] == "InService"
+    response = aws("sagemaker-runtime").invoke_endpoint(
+        EndpointName="bin", ContentType="image/png", Body=PNG_HEAD
+    )
+    assert json.loads(response["Body"].read()) == {
+        "type": "image/png",
+        "is_bytes": True,
+        "head": [137, 80, 78, 71],
+    }
+
+
+def test_gap_moto_decodes_a_binary_invoke_body_as_utf8(plain_moto: None) -> None:
+    with pytest.raises(UnicodeDecodeError):
+        aws("sagemaker-runtime").invoke_endpoint(EndpointName="any", ContentType="image/png", Body=PNG_HEAD)

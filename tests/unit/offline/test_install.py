@@ -66,6 +66,7 @@ def _targets() -> list[tuple[Any, str]]:
         (SageMakerModelBackend, "create_model_package"),
         (SageMakerModelBackend, "update_model_package"),
         (SageMakerRuntimeResponse, "invoke_endpoint"),
+        (SageMakerRuntimeResponse, "use_raw_body"),
         (Rule, "send_to_targets"),
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import requests
@@ -102,16 +103,31 @@ def test_a_busy_endpoint_is_retried_later_and_unapproved_packages_are_refused(
         prepare_deployment.lambda_handler({"modelPackageArn": arn}, lambda_context)
 
 
-def smoke_event(stack: Stack, run: dict, endpoint: str) -> dict:
+SMOKE_SCHEMA = {
+    "target_column": "species",
+    "problem_type": "binary_classification",
+    "feature_names": ["petal length", "colour"],
+    "feature_kinds": {"petal length": "numeric", "colour": "categorical"},
+    "class_labels": ["setosa", "versicolor"],
+}
+
+
+def smoke_event(stack: Stack, run: dict, endpoint: str, rows: int = 2, accuracy: float | None = None) -> dict:
+    """The raw test split (header, raw values, target last) with ``rows`` rows sent; setosa rows first."""
     event = load_event("smoke_test.json")
     event["endpointName"] = endpoint
     event["smoke"].update(
-        {"testDataUri": run["paths"]["test"], "schemaUri": run["paths"]["schema"], "rows": 2}
+        {
+            "testDataUri": run["paths"]["test"],
+            "schemaUri": run["paths"]["schema"],
+            "rows": rows,
+            "metrics": {} if accuracy is None else {"accuracy": accuracy},
+        }
     )
-    write_uri(stack, run["paths"]["test"] + "test.csv", "0,5.1,1.4\n1,6.2,4.5\n1,6.0,4.4\n")
-    write_uri(
-        stack, run["paths"]["schema"] + "schema.json", json.dumps({"class_labels": ["setosa", "versicolor"]})
-    )
+    lines = ["petal length,colour,species", "1.4,white,setosa", "4.5,,versicolor"]
+    lines += [f"{1.0 + i / 10},white,setosa" for i in range(40)]
+    write_uri(stack, run["paths"]["test"] + "test.csv", "\n".join(lines) + "\n")
+    write_uri(stack, run["paths"]["schema"] + "schema.json", json.dumps(SMOKE_SCHEMA))
     return event
 
 
@@ -124,11 +140,30 @@ def endpoint_answers(*bodies: str) -> None:
     )
 
 
-def test_the_smoke_test_accepts_a_sensible_answer(stack, prepared_run, lambda_context):
+def test_the_smoke_test_sends_raw_rows_without_the_target_and_accepts_right_answers(
+    stack, prepared_run, lambda_context, monkeypatch
+):
     serve_package(stack, "ep", None)
     endpoint_answers(json.dumps({"predictions": [{"label": "setosa"}, {"label": "versicolor"}]}))
-    result = smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep"), lambda_context)
+    bodies: list[bytes] = []
+    real_client = smoke_test.client
+
+    def recording_client(name: str):
+        made = real_client(name)
+        if name == "sagemaker-runtime":
+            made.meta.events.register(
+                "before-call.sagemaker-runtime.InvokeEndpoint",
+                lambda params, **_: bodies.append(params["body"]),
+            )
+        return made
+
+    monkeypatch.setattr(smoke_test, "client", recording_client)
+    result = smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep", accuracy=1.0), lambda_context)
     assert result["rows"] == 2
+    assert result["agreement"] == 1.0
+    assert json.loads(bodies[-1]) == {
+        "instances": [{"petal length": "1.4", "colour": "white"}, {"petal length": "4.5", "colour": None}]
+    }
 
 
 @pytest.mark.parametrize(
@@ -144,6 +179,22 @@ def test_the_smoke_test_fails_on_a_wrong_answer(stack, prepared_run, lambda_cont
     endpoint_answers(answer)
     with pytest.raises(SmokeTestError, match=complaint):
         smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep"), lambda_context)
+
+
+def test_the_smoke_test_fails_a_model_answering_valid_classes_at_random(stack, prepared_run, lambda_context):
+    serve_package(stack, "ep", None)
+    rows = 30
+    coin = random.Random(7)  # fixed: the test must not depend on luck
+    labels = [coin.choice(["setosa", "versicolor"]) for _ in range(rows)]
+    endpoint_answers(json.dumps({"predictions": [{"label": label} for label in labels]}))
+    with pytest.raises(SmokeTestError, match=r"answered \d+ of 30 test rows correctly.*far below"):
+        smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep", rows, accuracy=0.97), lambda_context)
+
+    # The same answers pass the shape checks: only the comparison with the true labels catches them.
+    endpoint_answers(json.dumps({"predictions": [{"label": label} for label in labels]}))
+    result = smoke_test.lambda_handler(smoke_event(stack, prepared_run, "ep", rows), lambda_context)
+    assert result["rows"] == rows
+    assert result["agreement"] < 0.8
 
 
 @pytest.fixture

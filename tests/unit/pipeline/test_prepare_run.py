@@ -13,7 +13,7 @@ from mlops_common.pipeline.prepare import DatasetNotFoundError, RecipeRequiredEr
 from mlops_common.pipeline.run_config import InvalidConfigError
 from tests.conftest import load_function_module
 
-from .conftest import STACK, Stack, load_event
+from .conftest import STACK, Stack, load_event, serve_package
 
 app = load_function_module("prepare_run")
 CSV = "sepal,petal,label\n5.1,1.4,setosa\n6.2,4.5,versicolor\n"
@@ -44,7 +44,11 @@ def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
         "files": 1,
         "validationProvided": False,
         "testProvided": False,
+        "servingContentTypes": ["text/csv", "application/json"],
     }
+    assert run["paths"]["report"] == run["paths"]["evaluation"] + "report/report.html"
+    # No model serves the dataset yet: the evaluation job gets no champion.
+    assert run["jobs"]["evaluate"]["AppSpecification"]["ContainerArguments"] == []
     assert run["names"]["endpoint"] == run["names"]["modelPackageGroup"] == f"{STACK}-iris"
     assert naming.is_valid_sagemaker_name(run["names"]["jobPrefix"] + "-train-abcd")
     process = run["jobs"]["process"]
@@ -56,6 +60,7 @@ def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
     arguments = process["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--target-column") + 1] == "label"
     assert arguments[arguments.index("--data-format") + 1] == "csv"
+    assert json.loads(arguments[arguments.index("--text-columns") + 1]) == []
     assert run["image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
     train = run["jobs"]["train"]
     assert json.loads(train["HyperParameters"]["sagemaker_program"]) == "train.py"
@@ -122,18 +127,58 @@ def test_an_invalid_pipeline_json_fails_naming_the_field(stack, lambda_context):
         app.lambda_handler(run_input(stack), lambda_context)
 
 
-def test_image_folders_without_a_recipe_are_refused_saying_what_to_add(stack, lambda_context):
-    for key in ("training/pets/cat/1.jpg", "training/pets/dog/2.jpg", "training/pets/_READY"):
-        stack.put(key, b"\xff\xd8" if key.endswith(".jpg") else b"")
+def test_image_and_text_class_folders_train_with_the_default_recipe(stack, lambda_context):
+    for key in ("training/pets/cat/1.jpg", "training/pets/dog/2.png", "training/pets/_READY"):
+        stack.put(key, b"\xff\xd8" if "." in key.rsplit("/", 1)[1] else b"")
+    for key in ("training/reviews/good/1.txt", "training/reviews/bad/2.txt", "training/reviews/_READY"):
+        stack.put(key, "what a lovely film" if key.endswith(".txt") else "")
+
+    pets = app.lambda_handler(run_input(stack, "training/pets/_READY", "marker"), lambda_context)
+    reviews = app.lambda_handler(run_input(stack, "training/reviews/_READY", "marker"), lambda_context)
+
+    for run, data_format in ((pets, "image"), (reviews, "text")):
+        arguments = run["jobs"]["process"]["AppSpecification"]["ContainerArguments"]
+        assert arguments[arguments.index("--data-format") + 1] == data_format
+        assert json.loads(run["jobs"]["train"]["HyperParameters"]["sagemaker_program"]) == "train.py"
+    assert pets["data"]["servingContentTypes"] == [
+        "image/jpeg",
+        "image/png",
+        "application/x-image",
+        "application/json",
+    ]
+    assert reviews["data"]["servingContentTypes"] == ["text/csv", "application/json"]
+
+
+def test_recordio_without_a_recipe_is_refused_saying_what_to_add(stack, lambda_context):
+    for key in ("training/rec/part-0.rec", "training/rec/part-1.rec", "training/rec/_READY"):
+        stack.put(key, b"\x0a\x0b" if key.endswith(".rec") else b"")
     with pytest.raises(RecipeRequiredError) as caught:
-        app.lambda_handler(run_input(stack, "training/pets/_READY", "marker"), lambda_context)
+        app.lambda_handler(run_input(stack, "training/rec/_READY", "marker"), lambda_context)
     message = str(caught.value)
-    assert "image data (2 file(s)" in message
+    assert "recordio data (2 file(s)" in message
     assert (
-        "training/pets/pipeline.json" in message
-        and '"recipe"' in message
-        and "application/x-image" in message
+        "training/rec/pipeline.json" in message
+        and '{"recipe": {"image_uri": "<ECR image>", "entry_point": "<script>.py", "content_type": '
+        '"application/x-recordio"}}'
+        in message
+        and "recipes/rec/" in message
     )
+
+
+def test_the_serving_models_metrics_reach_the_evaluation_job(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    package = register_serving_package(
+        stack, f"{STACK}-iris", {"metric:accuracy": "0.93", "metric:f1_macro": "0.9"}
+    )
+
+    run = app.lambda_handler(run_input(stack), lambda_context)
+
+    arguments = run["jobs"]["evaluate"]["AppSpecification"]["ContainerArguments"]
+    assert json.loads(arguments[arguments.index("--champion-metrics") + 1]) == {
+        "accuracy": 0.93,
+        "f1_macro": 0.9,
+    }
+    assert arguments[arguments.index("--champion-package") + 1] == package
 
 
 def test_a_custom_recipe_runs_its_entry_point_on_its_image(stack, lambda_context):
@@ -181,3 +226,20 @@ def test_the_input_bucket_is_never_written(stack, lambda_context):
     before = stack.s3.list_object_versions(Bucket=stack.input_bucket)["Versions"]
     app.lambda_handler(run_input(stack), lambda_context)
     assert stack.s3.list_object_versions(Bucket=stack.input_bucket)["Versions"] == before
+
+
+def register_serving_package(stack: Stack, endpoint: str, properties: dict[str, str]) -> str:
+    """A package with recorded metrics, served by the dataset's endpoint (its tag names the package)."""
+    stack.sagemaker.create_model_package_group(ModelPackageGroupName=endpoint)
+    arn = stack.sagemaker.create_model_package(
+        ModelPackageGroupName=endpoint,
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties=properties,
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+    serve_package(stack, endpoint, arn)
+    return arn

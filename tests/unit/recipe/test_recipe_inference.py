@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -81,14 +81,29 @@ def test_json_lists_and_objects_return_labels_with_probabilities(served: tuple[M
             assert max(probabilities, key=probabilities.get) == prediction["label"]
 
 
-def test_missing_and_unseen_values_are_encoded_like_training(served: tuple[ModuleType, Any]) -> None:
-    # Empty numeric value -> the training median; unseen or missing category -> the one unknown code.
-    median = served[1]["schema"]["encoders"]["features"]["petal width (cm)"]["fill_value"]
-    bodies = ["6.0,2.9,4.5,,purple", f"6.0,2.9,4.5,{median},green", f"6.0,2.9,4.5,{median},"]
-    answers = [json.loads(invoke(served, body, "text/csv", "*/*")[0])["predictions"][0] for body in bodies]
-    assert answers[0] == answers[1] == answers[2]
-    known = json.loads(invoke(served, "6.0,2.9,4.5,,small", "text/csv", "*/*")[0])["predictions"][0]
-    assert known["probabilities"] != answers[0]["probabilities"]
+def test_missing_and_unseen_values_go_through_the_fitted_pipeline(served: tuple[ModuleType, Any]) -> None:
+    # The pipeline imputes the missing number and ignores the unseen category; nothing is refused.
+    bodies = ["6.0,2.9,4.5,,purple", "6.0,2.9,4.5,,", '{"instances": [{"sepal length (cm)": 6.0}]}']
+    for body in bodies:
+        content_type = "application/json" if body.startswith("{") else "text/csv"
+        [answer] = json.loads(invoke(served, body, content_type, "*/*")[0])["predictions"]
+        assert answer["label"] in {"setosa", "versicolor", "virginica"}
+    # The fitted imputer, not a hand-written copy: an empty value answers like the training median.
+    pipeline = served[1]["pipeline"]
+    median = pipeline.named_steps["features"].named_transformers_["numeric"][0].statistics_[3]
+    empty = json.loads(invoke(served, "6.0,2.9,4.5,,large", "text/csv", "*/*")[0])["predictions"][0]
+    filled = json.loads(invoke(served, f"6.0,2.9,4.5,{median},large", "text/csv", "*/*")[0])["predictions"][0]
+    assert empty == filled
+
+
+def test_categories_arrive_as_strings_and_numbers_alike(served: tuple[ModuleType, Any]) -> None:
+    """JSON clients may send 1 or "1": a category is its canonical text either way."""
+    as_objects = {"instances": [dict(zip(FEATURES, VIRGINICA, strict=True))]}
+    payload, _ = invoke(served, json.dumps(as_objects), "application/json", "text/csv")
+    assert payload == "virginica\n"
+    with_target = {"instances": [{**dict(zip(FEATURES, SETOSA, strict=True)), "species": "setosa"}]}
+    payload, _ = invoke(served, json.dumps(with_target), "application/json", "text/csv")
+    assert payload == "setosa\n"
 
 
 def test_regression_returns_scores(served_regression: tuple[ModuleType, Any]) -> None:
@@ -107,21 +122,61 @@ def test_regression_returns_scores(served_regression: tuple[ModuleType, Any]) ->
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [
-        ("1,2,3\n", "text/csv", "row 1 has 3 values, expected 5 features in this order: sepal length (cm)"),
-        ("a,3.5,1.4,0.2,small\n", "text/csv", "feature 'sepal length (cm)': 'a' is not a number"),
+        (
+            "1,2,3\n",
+            "text/csv",
+            "row 1 has 3 values, expected 5 features (no target) in this order: sepal length (cm)",
+        ),
+        ("a,3.5,1.4,0.2,small\n", "text/csv", "row 1, feature 'sepal length (cm)': 'a' is not a number"),
         ("\n\n", "text/csv", "empty text/csv body"),
-        ('{"rows": [[1, 2]]}', "application/json", 'send {"instances": [[v1, v2, ...], ...]}'),
+        ('{"rows": [[1, 2]]}', "application/json", 'send {"instances": [{"<feature>": value, ...}, ...]}'),
         ("{not json", "application/json", "body is not valid JSON"),
-        ('{"instances": [{"sepal length (cm)": 5}]}', "application/json", "instance 1 lacks features"),
+        (
+            '{"instances": [{"sepal_len": 5}]}',
+            "application/json",
+            "instance 1 has unknown features ['sepal_len']",
+        ),
         ("5.1,3.5,1.4,0.2,small", "application/x-npy", "unsupported content type 'application/x-npy'"),
+        (b"\x89PNG\r\n", "image/png", "this model reads categorical, numeric features, not images"),
     ],
 )
 def test_bad_requests_say_what_to_send(
     served: tuple[ModuleType, Any], body: str, content_type: str, message: str
 ) -> None:
+    # Without SageMaker's serving toolkit the refusal is a ValueError (the local server answers 400).
     with pytest.raises(ValueError) as raised:
         invoke(served, body, content_type, "application/json")
     assert message in str(raised.value)
+
+
+def test_bad_requests_become_4xx_responses_in_the_container(
+    served: tuple[ModuleType, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In SageMaker's container an exception in a handler is a 500 without the message; the handlers answer
+    a refusal with the toolkit's Response and a 4xx status instead."""
+    answers: list[dict[str, Any]] = []
+
+    class Response:
+        def __init__(self, response: str, status: int, mimetype: str) -> None:
+            answers.append({"body": json.loads(response), "status": status, "mimetype": mimetype})
+
+    toolkit = ModuleType("sagemaker_containers")
+    beta = ModuleType("sagemaker_containers.beta")
+    framework = ModuleType("sagemaker_containers.beta.framework")
+    framework.worker = SimpleNamespace(Response=Response)  # type: ignore[attr-defined]
+    for name, module in (
+        ("sagemaker_containers", toolkit),
+        ("sagemaker_containers.beta", beta),
+        ("sagemaker_containers.beta.framework", framework),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    handler, model = served
+    handler.output_fn(handler.predict_fn(handler.input_fn("a,3.5,1.4,0.2,small", "text/csv"), model), None)
+    handler.output_fn(handler.predict_fn(handler.input_fn("1,2", "application/x-npy"), model), None)
+    handler.output_fn(handler.predict_fn(handler.input_fn(csv_line(SETOSA), "text/csv"), model), "image/png")
+    assert [a["status"] for a in answers] == [400, 415, 406]
+    assert "'a' is not a number" in answers[0]["body"]["error"]
+    assert all(a["mimetype"] == "application/json" for a in answers)
 
 
 def test_unsupported_accept_is_refused(served: tuple[ModuleType, Any]) -> None:
@@ -148,7 +203,16 @@ def test_the_model_archive_serves_without_the_recipe_folder(iris_chain: Chain, t
 
 
 @pytest.mark.parametrize(
-    "script", ["preprocess.py", "train.py", "evaluate.py", "inference.py", "recipe_common.py"]
+    "script",
+    [
+        "preprocess.py",
+        "train.py",
+        "evaluate.py",
+        "inference.py",
+        "recipe_common.py",
+        "recipe_pipeline.py",
+        "recipe_report.py",
+    ],
 )
 def test_scripts_parse_as_python_3_9(script: str) -> None:
     """SageMaker's scikit-learn 1.2-1 image runs Python 3.9."""

@@ -1,4 +1,7 @@
-"""preprocess.py on real data in every supported format, and the errors users get for bad data."""
+"""preprocess.py on real data in every supported format, and the errors users get for bad data.
+
+The splits keep raw values (a header row, the target included): nothing is encoded before training.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +26,11 @@ from recipe_harness import (
 pp = import_from(RECIPE / "preprocess.py", "recipe_preprocess_under_test")
 
 
-def read_split(out: Path, name: str) -> np.ndarray:
-    return np.loadtxt(out / name / f"{name}.csv", delimiter=",", ndmin=2)
+def read_split(out: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(out / name / f"{name}.csv", dtype=str, keep_default_na=False)
 
 
-def test_csv_with_header_is_split_encoded_and_described(tmp_path: Path) -> None:
+def test_csv_with_header_is_split_with_raw_values_and_described(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "part").mkdir(parents=True)
     frame = load_frame("iris", label_names=True)
@@ -47,14 +50,21 @@ def test_csv_with_header_is_split_encoded_and_described(tmp_path: Path) -> None:
     assert schema["feature_names"] == [c for c in frame.columns if c != "label"]
     assert schema["rows"] == {"train": 120, "validation": 15, "test": 15}
     assert schema["invalid_rows_dropped"] == 0
+    assert set(schema["feature_kinds"].values()) == {"numeric"}
     train = read_split(tmp_path / "out", "train")
-    assert train.shape == (120, 5)
-    assert set(np.unique(train[:, 0])) == {0.0, 1.0, 2.0}
-    # Target first, then the features unchanged (numeric columns pass through).
-    originals = {tuple(row) for row in frame.drop(columns="label").round(6).to_numpy()}
-    assert all(tuple(np.round(row[1:], 6)) in originals for row in train)
-    # Stratified: every class reaches the small splits.
-    assert set(np.unique(read_split(tmp_path / "out", "test")[:, 0])) == {0.0, 1.0, 2.0}
+    assert list(train.columns) == [*schema["feature_names"], "label"]
+    assert len(train) == 120
+    # Raw values: class names, not codes, and the features as they were.
+    assert set(train["label"]) == {"setosa", "versicolor", "virginica"}
+    originals = {tuple(row) for row in frame.round(6).astype(str).to_numpy()}
+    raw = train.astype({c: float for c in schema["feature_names"]}).round(6).astype(str)
+    assert all(tuple(row) in originals for row in raw.to_numpy())
+    # Stratified: every class reaches the small splits, in proportion.
+    assert read_split(tmp_path / "out", "test")["label"].value_counts().to_dict() == {
+        "setosa": 5,
+        "versicolor": 5,
+        "virginica": 5,
+    }
 
 
 def test_csv_without_header_takes_the_target_by_index(tmp_path: Path) -> None:
@@ -209,8 +219,13 @@ def test_user_provided_validation_and_test_splits_replace_splitting(tmp_path: Pa
     assert schema["rows"] == {"train": 100, "validation": 30, "test": 48}
     test = read_split(tmp_path / "out", "test")
     expected = frame.iloc[130:]
-    np.testing.assert_allclose(test[:, 0], expected["label"].to_numpy())
-    np.testing.assert_allclose(test[:, 1:], expected.drop(columns="label").to_numpy(), rtol=1e-9)
+    assert list(test.columns) == [*[c for c in frame.columns if c != "label"], "label"]
+    np.testing.assert_allclose(test["label"].astype(float), expected["label"].to_numpy())
+    np.testing.assert_allclose(
+        test.drop(columns="label").astype(float).to_numpy(),
+        expected.drop(columns="label").to_numpy(),
+        rtol=1e-9,
+    )
 
 
 def test_only_a_test_split_provided_splits_validation_from_the_data(tmp_path: Path) -> None:
@@ -229,12 +244,12 @@ def test_only_a_test_split_provided_splits_validation_from_the_data(tmp_path: Pa
     assert rows["validation"] == round(130 * 0.1 / 0.9)
 
 
-def test_parquet_regression_with_a_text_feature(tmp_path: Path) -> None:
+def test_parquet_regression_with_a_categorical_feature_keeps_missing_values(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     frame = load_frame("diabetes", target="progression")
     frame["sex"] = np.where(frame["sex"] > 0, "m", "f")
-    frame.loc[3, "bmi"] = np.nan  # missing numeric value: filled, not dropped
+    frame.loc[3, "bmi"] = np.nan  # missing numeric value: kept for the model's imputer, not dropped
     frame.to_parquet(data / "diabetes.parquet", index=False)
 
     finished = preprocess(data, tmp_path / "out", "--target-column", "progression")
@@ -244,13 +259,12 @@ def test_parquet_regression_with_a_text_feature(tmp_path: Path) -> None:
     assert schema["problem_type"] == "regression"
     assert schema["class_labels"] is None
     assert schema["invalid_rows_dropped"] == 0
-    assert schema["encoders"]["features"]["sex"] == {"type": "categorical", "categories": ["f", "m"]}
-    assert schema["encoders"]["features"]["bmi"]["type"] == "numeric"
-    all_rows = np.vstack([read_split(tmp_path / "out", name) for name in ("train", "validation", "test")])
-    assert not np.isnan(all_rows).any()
-    assert sorted(all_rows[:, 0]) == sorted(frame["progression"])
-    sex = all_rows[:, 1 + schema["feature_names"].index("sex")]
-    assert set(np.unique(sex)) == {0.0, 1.0}
+    assert schema["feature_kinds"]["sex"] == "categorical"
+    assert schema["feature_kinds"]["bmi"] == "numeric"
+    all_rows = pd.concat([read_split(tmp_path / "out", name) for name in ("train", "validation", "test")])
+    assert sorted(all_rows["progression"].astype(float)) == sorted(frame["progression"])
+    assert set(all_rows["sex"]) == {"f", "m"}
+    assert (all_rows["bmi"] == "").sum() == 1
 
 
 def test_json_lines_multiclass(tmp_path: Path) -> None:
@@ -337,3 +351,108 @@ def test_header_detection(first: list[str], target: str, expected: bool) -> None
         [["4.9", "3.0", "setosa"], ["red", "small", "no"]] if first[0] == "red" else [["4.9", "3.0", "x"]]
     )
     assert pp.looks_like_header(first, sample, target) is expected
+
+
+# ---------------------------------------------------------------- text, images and kinds
+
+
+def test_text_documents_in_class_folders_become_a_text_dataset(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for label, words in (("good", "lovely charming film"), ("bad", "dull tedious film")):
+        (data / label).mkdir(parents=True)
+        for number in range(12):
+            (data / label / f"{number}.txt").write_text(f"A {words} number {number}\n")
+    (data / "bad" / "broken.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    (data / "_READY").write_text("")
+
+    finished = preprocess(data, tmp_path / "out", "--max-invalid-row-fraction", "0.1")
+
+    assert_ok(finished)
+    schema = read_json(tmp_path / "out" / "schema" / "schema.json")
+    assert schema["data_format"] == "text"
+    assert schema["feature_kinds"] == {"text": "text"}
+    assert schema["class_labels"] == ["bad", "good"]
+    assert schema["invalid_rows_dropped"] == 1
+    assert "bad/broken.txt: not UTF-8 text" in finished.stdout
+    train = read_split(tmp_path / "out", "train")
+    assert train["text"].str.startswith("A ").all()
+
+
+def test_a_loose_file_beside_class_folders_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "good").mkdir(parents=True)
+    (data / "good" / "1.txt").write_text("fine words here")
+    (data / "stray.txt").write_text("where do I belong")
+
+    finished = preprocess(data, tmp_path / "out", "--data-format", "text")
+
+    assert finished.returncode == 2
+    assert "stray.txt is not in a class folder" in finished.last_error_line
+
+
+def test_images_in_class_folders_are_copied_beside_their_split(tmp_path: Path) -> None:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    data = tmp_path / "data"
+    for index in range(60):
+        folder = data / str(digits.target[index])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[index] * 15).astype("uint8")).save(folder / f"{index}.png")
+    (data / "3" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+
+    finished = preprocess(data, tmp_path / "out")
+
+    assert_ok(finished)
+    schema = read_json(tmp_path / "out" / "schema" / "schema.json")
+    assert schema["feature_kinds"] == {"image": "image"} and schema["data_format"] == "image"
+    assert schema["invalid_rows_dropped"] == 1 and "truncated.png: not a readable image" in finished.stdout
+    test = read_split(tmp_path / "out", "test")
+    for path, label in zip(test["image"], test["label"], strict=True):
+        assert path.startswith(f"images/{label}/")
+        assert (tmp_path / "out" / "test" / path).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prose_is_text_and_short_labels_are_categories(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [
+        {
+            "review": f"the plot was slow but review {i} liked it",
+            "city": ["Paris", "Rome"][i % 2],
+            "label": i % 2,
+        }
+        for i in range(30)
+    ]
+    (data / "r.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    detected = preprocess(data, tmp_path / "auto")
+    named = preprocess(data, tmp_path / "named", "--text-columns", '["city"]')
+    wrong = preprocess(data, tmp_path / "wrong", "--text-columns", '["comments"]')
+
+    assert_ok(detected)
+    assert read_json(tmp_path / "auto" / "schema" / "schema.json")["feature_kinds"] == {
+        "review": "text",
+        "city": "categorical",
+    }
+    assert_ok(named)
+    assert read_json(tmp_path / "named" / "schema" / "schema.json")["feature_kinds"]["city"] == "text"
+    assert wrong.returncode == 2
+    assert "text_columns names ['comments']" in wrong.last_error_line
+
+
+def test_a_malformed_libsvm_line_is_an_invalid_row(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = load_frame("breast_cancer")
+    write_libsvm(frame, "label", data / "cancer.libsvm")
+    lines = (data / "cancer.libsvm").read_text().splitlines()
+    lines[4] = "1 3:abc 7:1.5"
+    (data / "cancer.libsvm").write_text("\n".join(lines) + "\n")
+
+    finished = preprocess(data, tmp_path / "out")
+
+    assert_ok(finished)
+    assert "cancer.libsvm:5: not '<label> <index>:<value> ...'" in finished.stdout
+    assert read_json(tmp_path / "out" / "schema" / "schema.json")["invalid_rows_dropped"] == 1

@@ -9,6 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import joblib
 import pytest
 from recipe_harness import (
     RECIPE,
@@ -46,6 +47,43 @@ def test_multiclass_chain_scores_well_and_ships_the_serving_code(iris_chain: Cha
     assert set(report["metrics"]) == {"accuracy", "f1_macro", "precision_macro", "recall_macro"}
     assert report["metrics"]["accuracy"] > 0.8
     assert all(0.0 <= value <= 1.0 for value in report["metrics"].values())
+    # The fitted pipeline travels in model.joblib with the estimator: no separate encoder anywhere.
+    pipeline = joblib.load(model_dir / "model.joblib")
+    assert [name for name, _ in pipeline.steps] == ["features", "model"]
+    assert (model_dir / "code" / "recipe_pipeline.py").is_file()
+    assert (model_dir / "code" / "requirements.txt").is_file()
+
+
+def report_dir(chain: Chain) -> Path:
+    return chain.archive.parent.parent / "evaluation" / "report"
+
+
+def test_classification_report_has_one_confusion_row_per_class_and_embeds_its_plots(
+    iris_chain: Chain,
+) -> None:
+    matrix = iris_chain.evaluation["confusion_matrix"]
+    assert matrix["labels"] == ["setosa", "versicolor", "virginica"]
+    assert [len(row) for row in matrix["matrix"]] == [3, 3, 3]
+    assert sum(map(sum, matrix["matrix"])) == iris_chain.evaluation["test_rows"]
+    assert iris_chain.evaluation["report"] == "report/report.html"
+    plots = {p.stem for p in report_dir(iris_chain).glob("*.png")}
+    assert plots == {
+        "confusion_matrix",
+        "roc_curves",
+        "precision_recall_curves",
+        "per_class_metrics",
+        "feature_importance",
+        "champion_vs_challenger",
+    }
+    page = (report_dir(iris_chain) / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(plots)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_regression_report_plots_predictions_and_residuals(diabetes_chain: Chain) -> None:
+    plots = {p.stem for p in report_dir(diabetes_chain).glob("*.png")}
+    assert {"predicted_vs_actual", "residuals", "feature_importance", "champion_vs_challenger"} == plots
+    assert "confusion_matrix" not in diabetes_chain.evaluation
 
 
 def test_regression_chain_reports_error_metrics(diabetes_chain: Chain) -> None:
@@ -101,7 +139,7 @@ def test_binary_chain_with_linear_model_adds_roc_auc(tmp_path: Path) -> None:
             "learning-rate, seed",
         ),
         (("--n-estimators", "many"), "hyperparameter n-estimators='many' is not a valid int"),
-        (("--algorithm", "xgboost"), "must be one of random_forest, gradient_boosting, linear"),
+        (("--algorithm", "xgboost"), "must be one of auto, random_forest, gradient_boosting, linear"),
     ],
 )
 def test_bad_hyperparameters_fail_with_a_reason(
@@ -201,3 +239,29 @@ def test_recipe_common_imports_without_the_ml_libraries() -> None:
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == "['mae', 'rmse']"
+
+
+def test_the_champions_metrics_appear_beside_the_challengers(iris_chain: Chain, tmp_path: Path) -> None:
+    finished = run_python(
+        RECIPE / "evaluate.py",
+        [
+            "--model-path",
+            str(iris_chain.archive),
+            "--test-path",
+            str(iris_chain.splits / "test"),
+            "--output-dir",
+            str(tmp_path),
+            "--champion-metrics",
+            '{"accuracy": 0.4321, "f1_macro": 0.4}',
+            "--champion-package",
+            "arn:aws:sagemaker:us-east-1:123456789012:model-package/iris/3",
+        ],
+    )
+    assert_ok(finished)
+    evaluation = read_json(tmp_path / "evaluation.json")
+    assert evaluation["champion"] == {
+        "package": "arn:aws:sagemaker:us-east-1:123456789012:model-package/iris/3",
+        "metrics": {"accuracy": 0.4321, "f1_macro": 0.4},
+    }
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<td>0.4321</td>" in page and "model-package/iris/3" in page

@@ -20,6 +20,7 @@ from mlops_common.pipeline.data_formats import (
     detect_format,
     is_control_file,
 )
+from mlops_common.pipeline.gate import Champion, find_champion
 from mlops_common.pipeline.run_config import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -143,6 +144,17 @@ def _text_sample(s3: Any, bucket: str, keys: list[str]) -> str | None:
     return body.read().decode("utf-8", errors="replace")
 
 
+# Non-tabular formats the default recipe trains on (class folders: training/<dataset>/<class>/<file>).
+DEFAULT_RECIPE_FOLDER_FORMATS = ("image", "text")
+# What endpoints of the default recipe accept, by data format (inference.py).
+TABULAR_SERVING_TYPES = ["text/csv", "application/json"]
+IMAGE_SERVING_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/json"]
+
+
+def default_recipe_trains(fmt: DetectedFormat) -> bool:
+    return fmt.tabular or fmt.data_format in DEFAULT_RECIPE_FOLDER_FORMATS
+
+
 def detect(s3: Any, run: RunInput, keys: list[str], config: RunConfig) -> DetectedFormat:
     if config["data_format"] != "auto":
         fmt = config["data_format"]
@@ -244,6 +256,7 @@ def build_jobs(
     image: str,
     names: dict[str, str],
     paths: dict[str, str],
+    champion: Champion | None = None,
 ) -> dict[str, Any]:
     """The request fields of the three jobs, minus their names (the state machine adds those)."""
     custom = config["recipe"] is not None
@@ -274,7 +287,9 @@ def build_jobs(
         "--problem-type",
         config["problem_type"],
         "--data-format",
-        fmt.data_format if fmt.tabular else "auto",
+        fmt.data_format if default_recipe_trains(fmt) else "auto",
+        "--text-columns",
+        json.dumps(config["text_columns"]),
         "--max-invalid-row-fraction",
         str(config["max_invalid_row_fraction"]),
         "--train-fraction",
@@ -342,7 +357,7 @@ def build_jobs(
         "AppSpecification": {
             "ImageUri": image,
             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{scripts['evaluate']}"],
-            "ContainerArguments": ["--mode", "evaluate"] if custom else [],
+            "ContainerArguments": ["--mode", "evaluate"] if custom else champion_arguments(champion),
         },
         "ProcessingOutputConfig": {
             "Outputs": [_s3_output("evaluation", paths["evaluation"], f"{PROCESSING}/output/evaluation")]
@@ -353,6 +368,18 @@ def build_jobs(
         "Tags": tags,
     }
     return {"process": process, "train": train, "evaluate": evaluate}
+
+
+def champion_arguments(champion: Champion | None) -> list[str]:
+    """The serving model's recorded metrics for the evaluation report (champion beside challenger)."""
+    if champion is None:
+        return []
+    return [
+        "--champion-metrics",
+        json.dumps(champion.metrics, sort_keys=True),
+        "--champion-package",
+        champion.package_arn,
+    ]
 
 
 def ensure_experiment(sagemaker: Any, experiment: str, trial: str, dataset: str, run_id: str) -> None:
@@ -388,10 +415,11 @@ def prepare_run(
     config, has_config_file = load_config(s3, run.bucket, run.dataset, settings.defaults)
     data_uri, keys = dataset_files(s3, run)
     fmt = detect(s3, run, keys, config)
-    if not fmt.tabular and config["recipe"] is None:
+    if not default_recipe_trains(fmt) and config["recipe"] is None:
         raise RecipeRequiredError(
             f"training/{run.dataset}/ holds {fmt.data_format} data ({len(keys)} file(s), e.g. {keys[0]}); "
-            "the default recipe trains on CSV, Parquet, JSON Lines and LibSVM. To train on it, add to "
+            "the default recipe trains on CSV, Parquet, JSON Lines, LibSVM, images (JPEG/PNG) and .txt "
+            "documents in class folders. To train on it, add to "
             f"training/{run.dataset}/{CONFIG_FILE}: "
             '{"recipe": {"image_uri": "<ECR image>", "entry_point": "<script>.py", "content_type": '
             f'"{fmt.content_type}"}}}} and upload the script under {RECIPES_PREFIX}/{run.dataset}/'
@@ -423,6 +451,8 @@ def prepare_run(
         "test": f"{processed}/test/",
         "schema": f"{processed}/schema/",
         "evaluation": f"s3://{settings.output_bucket}/{run_path}/evaluation/",
+        # evaluate.py writes the report beside evaluation.json.
+        "report": f"s3://{settings.output_bucket}/{run_path}/evaluation/report/report.html",
         "model": f"s3://{settings.models_bucket}/{run_path}/training",
         "checkpoints": config["checkpoint_s3_uri"]
         or f"s3://{settings.models_bucket}/checkpoints/{run_path}/",
@@ -430,6 +460,8 @@ def prepare_run(
     validation_uri = optional_split(s3, run.bucket, "validation", run.dataset)
     test_uri = optional_split(s3, run.bucket, "test", run.dataset)
     ensure_experiment(sagemaker, names["experiment"], names["trial"], run.dataset, run.run_id)
+    # The champion as the run starts; the quality gate looks it up again when it decides.
+    champion = find_champion(sagemaker, names["endpoint"]) if config["recipe"] is None else None
     jobs = build_jobs(
         run=run,
         settings=settings,
@@ -442,7 +474,9 @@ def prepare_run(
         image=image,
         names=names,
         paths=paths,
+        champion=champion,
     )
+    serving_types = IMAGE_SERVING_TYPES if fmt.data_format == "image" else TABULAR_SERVING_TYPES
     return {
         "runId": run.run_id,
         "dataset": run.dataset,
@@ -457,6 +491,7 @@ def prepare_run(
             "files": len(keys),
             "validationProvided": validation_uri is not None,
             "testProvided": test_uri is not None,
+            "servingContentTypes": [content_type] if config["recipe"] else serving_types,
         },
         "image": image,
         "code": {"hash": code.content_hash, "sourceDir": code.sourcedir_uri, "src": code.src_uri},

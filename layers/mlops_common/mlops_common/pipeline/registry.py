@@ -99,6 +99,7 @@ def register(
         "endpoint-name": run["names"]["endpoint"],
         "test-data-uri": run["paths"]["test"],
         "schema-uri": run["paths"]["schema"],
+        "report-uri": run["paths"].get("report", ""),
         "gate-metric": gate["metric"],
         **{f"{METRIC_PROPERTY_PREFIX}{name}": property_value(value) for name, value in metrics.items()},
         **{name.replace("_", "-"): property_value(config[name]) for name in DEPLOY_SETTINGS},
@@ -118,7 +119,7 @@ def register(
                     },
                 }
             ],
-            "SupportedContentTypes": SERVING_CONTENT_TYPES,
+            "SupportedContentTypes": run["data"].get("servingContentTypes") or SERVING_CONTENT_TYPES,
             "SupportedResponseMIMETypes": SERVING_CONTENT_TYPES,
         },
         ModelMetrics={

@@ -161,6 +161,11 @@ def step_durations(state: dict[str, Any]) -> dict[str, float]:
     return durations
 
 
+def _evaluated(state: dict[str, Any]) -> bool:
+    evaluation = state.get("evaluate")
+    return isinstance(evaluation, dict) and evaluation.get("ProcessingJobStatus") == "Completed"
+
+
 def summary(state: dict[str, Any]) -> dict[str, Any]:
     """The facts every notification carries."""
     run = state.get("run") or {}
@@ -175,4 +180,6 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         "modelPackageArn": registration.get("modelPackageArn"),
         "approvalStatus": registration.get("approvalStatus"),
         "endpointName": (run.get("names") or {}).get("endpoint"),
+        # The evaluation report (report.html, self-contained), once the evaluation job has written it.
+        "report": (run.get("paths") or {}).get("report") if _evaluated(state) else None,
     }

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PROBLEM_TYPES = ("auto", "binary_classification", "multiclass_classification", "regression")
-DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "libsvm")
-ALGORITHMS = ("random_forest", "gradient_boosting", "linear")
+DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "libsvm", "image", "text")
+ALGORITHMS = ("auto", "random_forest", "gradient_boosting", "linear")
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
@@ -130,6 +130,12 @@ def _hyperparameters(field: str, value: Any) -> dict[str, str]:
     return result
 
 
+def _column_names(field: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        raise _problem(field, f'expected a list of column names like ["review"], got {value!r}')
+    return list(value)
+
+
 def _recipe(field: str, value: Any) -> dict[str, str] | None:
     if value in (None, {}):
         return None
@@ -155,6 +161,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "target_column": _target_column,
     "problem_type": _choice(PROBLEM_TYPES),
     "data_format": _choice(DATA_FORMATS),
+    "text_columns": _column_names,
     "hyperparameters": _hyperparameters,
     "processing_instance_type": _pattern(_INSTANCE, "ml.m5.large"),
     "training_instance_type": _pattern(_INSTANCE, "ml.m5.large"),
@@ -190,6 +197,7 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
     "target_column": "label",
     "problem_type": "auto",
     "data_format": "auto",
+    "text_columns": [],
     "hyperparameters": {},
     "processing_instance_type": "ml.m5.large",
     "training_instance_type": "ml.m5.large",
@@ -216,7 +224,7 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "image_uri": None,
     "recipe": None,
-    "smoke_test_rows": 5,
+    "smoke_test_rows": 50,
 }
 
 

@@ -1,27 +1,35 @@
-"""Processing job: read a tabular dataset, validate it, encode it and split it for training.
+"""Processing job: read a dataset, validate its rows and split it; the splits keep the raw values.
 
 SageMaker paths (each overridable by an argument; when this script sits in ``<root>/input/code/`` the defaults
 resolve under ``<root>`` instead of /opt/ml/processing, which is how the offline job runner maps them):
 
-    in : /opt/ml/processing/input/data/        the dataset's files, recursively (CSV, Parquet, JSONL, LibSVM)
+    in : /opt/ml/processing/input/data/        the dataset's files, recursively (CSV, Parquet, JSONL, LibSVM,
+                                               or class folders of images / .txt documents)
          /opt/ml/processing/input/validation/  optional user-provided validation split (absent: split data)
          /opt/ml/processing/input/test/        optional user-provided test split (absent: split data)
-    out: /opt/ml/processing/output/{train,validation,test}/<split>.csv  no header, target first, all numeric
+    out: /opt/ml/processing/output/{train,validation,test}/<split>.csv  header row, raw cell values, target
+                                                                        included; image splits also hold
+                                                                        images/<class>/<file>
          /opt/ml/processing/output/schema/schema.json                   see recipe_common's docstring
+
+Nothing is encoded here: train.py fits one scikit-learn pipeline (recipe_pipeline.py) on the raw training
+split.
 
 Rules worth knowing (also in README.md):
 - CSV header detection: the first row is a header when it contains the target column's name, or when it holds
   text in a column whose other values are numbers (and no number itself). Without a header the columns have no
   names, so ``--target-column`` must be the 0-based column index (``--target-column 0`` for the first column).
 - LibSVM: the label is always the first token; ``--target-column`` is ignored.
-- A row is invalid when it cannot be parsed, lacks the target, or holds text in a numeric column. Invalid rows
-  are dropped and counted while they are at most ``--max-invalid-row-fraction`` of all rows; beyond that the
-  job fails and names the first offending rows.
+- Class folders (``<class>/<file>``): images (JPEG, PNG, ...) or ``.txt`` documents; the folder is the label.
+- A row is invalid when it cannot be parsed, lacks the target, holds text in a numeric column, or is an image
+  Pillow cannot decode. Invalid rows are dropped and counted while they are at most
+  ``--max-invalid-row-fraction`` of all rows; beyond that the job fails and names the first offending rows.
+- Feature kinds: numeric when (almost) every value is a number; text when named in ``--text-columns`` or when
+  values read like prose (at least 3 words on average, or 2 with mostly distinct values); else categorical.
 - ``--problem-type auto``: a non-numeric target is classification; an integer target with 2-20 distinct
   values and at least 5 rows per value on average is classification too; anything else is regression. Two
   classes make ``binary_classification``, more make ``multiclass_classification``.
-- Feature encoding is learnt from the training split only: numeric columns fill missing values with the
-  median; text columns become ordinal codes (sorted categories), unseen or missing values become -1.
+- Splits: scikit-learn's ``train_test_split``, stratified by class when every class has 2 rows or more.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,7 +55,17 @@ import recipe_common as rc
 
 # Objects the pipeline keeps next to the data that are not data.
 NON_DATA_NAMES = frozenset({"pipeline.json", "manifest.json"})
-FORMATS = ("csv", "parquet", "jsonl", "libsvm")
+FORMATS = ("csv", "parquet", "jsonl", "libsvm", "image", "text")
+# Datasets of files in class folders (``<class>/<file>``): the folder name is the label.
+FOLDER_FORMATS = ("image", "text")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+TEXT_EXTENSIONS = frozenset({".txt", ".text"})
+FOLDER_FEATURE = {"image": "image", "text": "text"}
+FOLDER_TARGET = "label"
+# Free-text detection: average words per value, and the share of distinct values for shorter texts.
+TEXT_MIN_WORDS = 3.0
+TEXT_MIN_WORDS_DISTINCT = 2.0
+TEXT_MIN_DISTINCT_SHARE = 0.5
 EXTENSION_FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -75,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--problem-type", default="auto", choices=("auto", *rc.PROBLEM_TYPES))
     parser.add_argument("--data-format", default="auto", choices=("auto", *FORMATS))
     parser.add_argument("--max-invalid-row-fraction", type=float, default=0.05)
+    parser.add_argument(
+        "--text-columns", default="[]", help='JSON list of columns to treat as free text, e.g. ["review"]'
+    )
     parser.add_argument("--train-fraction", type=float, default=0.8)
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
@@ -88,6 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     args = parser.parse_args(argv)
     validate_fractions(args)
+    try:
+        args.text_columns = [str(name) for name in json.loads(args.text_columns)]
+    except (ValueError, TypeError) as exc:
+        raise rc.DatasetError(
+            f'text_columns must be a JSON list of column names like ["review"], got {args.text_columns!r}'
+        ) from exc
     return args
 
 
@@ -303,10 +331,16 @@ def read_parquet(path: Path, target_spec: str) -> FileTable:
 
 
 def read_libsvm(path: Path, target_spec: str) -> FileTable:
-    """``<label> <index>:<value> ...``; absent indices are zeros, as LibSVM defines them."""
+    """``<label> <index>:<value> ...`` via scikit-learn's ``load_svmlight_file``; absent indices are zeros.
+
+    Lines are checked one by one first, so a malformed line is an invalid row (named by file:line) instead of
+    failing the whole file; the valid lines are then parsed by scikit-learn, indices kept as written.
+    """
+    from sklearn.datasets import load_svmlight_file  # noqa: PLC0415 - only LibSVM datasets need it
+
     del target_spec
-    parsed: list[tuple[int, str, dict[int, float]]] = []
     table = FileTable(path, ["label"], sparse_fill="0")
+    valid: list[bytes] = []
     with open_text(path) as handle:
         for n, raw in enumerate(handle, start=1):
             line = raw.split("#", 1)[0].strip()
@@ -317,12 +351,20 @@ def read_libsvm(path: Path, target_spec: str) -> FileTable:
             if rc.to_number(tokens[0]) is None or any(pair is None for pair in pairs):
                 table.invalid.append(f"{path.name}:{n}: not '<label> <index>:<value> ...'")
                 continue
-            parsed.append((n, tokens[0], dict(pair for pair in pairs if pair is not None)))
-    indices = sorted({index for _, _, features in parsed for index in features})
-    table.columns = ["label", *(f"feature_{index}" for index in indices)]
-    for n, label, features in parsed:
-        table.rows.append([rc.to_text(label), *(rc.format_number(features.get(i, 0.0)) for i in indices)])
-        table.origins.append(f"{path.name}:{n}")
+            valid.append(line.encode("utf-8"))
+            table.origins.append(f"{path.name}:{n}")
+    if not valid:
+        return table
+    try:
+        matrix, labels = load_svmlight_file(io.BytesIO(b"\n".join(valid) + b"\n"), zero_based=True)
+    except ValueError as exc:
+        raise rc.DatasetError(f"{path}: not LibSVM ({exc}); use '<label> <index>:<value> ...' lines") from exc
+    matrix = matrix.tocsc()
+    used = [index for index in range(matrix.shape[1]) if matrix.indptr[index + 1] > matrix.indptr[index]]
+    table.columns = ["label", *(f"feature_{index}" for index in used)]
+    dense = matrix[:, used].toarray() if used else np.zeros((len(valid), 0))
+    for label, values in zip(labels, dense):  # noqa: B905 - the container runs Python 3.9
+        table.rows.append([rc.format_number(float(label)), *(rc.format_number(float(v)) for v in values)])
     return table
 
 
@@ -353,6 +395,11 @@ def load_dataset(directory: Path, data_format: str, target_spec: str) -> Dataset
             f"no data files in {directory} (empty files, _markers and pipeline.json are skipped): upload the "
             "dataset's files under training/<dataset>/"
         )
+    folder_format = data_format if data_format in FOLDER_FORMATS else None
+    if data_format == "auto":
+        folder_format = detect_folder_format(directory, files)
+    if folder_format:
+        return read_class_folders(directory, files, folder_format)
     formats = {path: detect_format(path) if data_format == "auto" else data_format for path in files}
     if len(set(formats.values())) > 1:
         listing = ", ".join(f"{p.name}={f}" for p, f in formats.items())
@@ -360,6 +407,83 @@ def load_dataset(directory: Path, data_format: str, target_spec: str) -> Dataset
     fmt = next(iter(formats.values()))
     tables = [read_file(path, fmt, target_spec) for path in files]
     return combine_tables(tables, fmt)
+
+
+def _extension(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
+def detect_folder_format(directory: Path, files: list[Path]) -> str | None:
+    """ "image" when every file is an image; "text" when every file is a .txt document in a sub-folder (and
+    the first one is not LibSVM); None for tabular files."""
+    extensions = {_extension(path) for path in files}
+    if extensions <= IMAGE_EXTENSIONS:
+        return "image"
+    nested = all(path.parent != directory for path in files)
+    if extensions <= TEXT_EXTENSIONS and nested:
+        with open_text(files[0]) as handle:
+            first = next((line.strip() for line in handle if line.strip()), "")
+        return "libsvm" if looks_like_libsvm(first) else "text"
+    return None
+
+
+def read_class_folders(directory: Path, files: list[Path], kind: str) -> Dataset:
+    """One row per file: (content, class) where the class is the file's folder below ``directory``.
+
+    Images keep their path relative to ``directory`` (the split writer copies them); a file Pillow cannot
+    decode is an invalid row. Text files are read as UTF-8 (an undecodable one is an invalid row).
+    """
+    if kind == "libsvm":
+        return combine_tables([read_file(path, "libsvm", "0") for path in files], "libsvm")
+    loose = [path for path in files if path.parent == directory]
+    if loose:
+        raise rc.DatasetError(
+            f"{loose[0].name} is not in a class folder: put each class's files in its own folder, e.g. "
+            f"training/<dataset>/<class>/{loose[0].name} (the folder name is the label)"
+        )
+    allowed = IMAGE_EXTENSIONS if kind == "image" else TEXT_EXTENSIONS
+    feature = FOLDER_FEATURE[kind]
+    dataset = Dataset([feature, FOLDER_TARGET], True, [], [], [], files, kind)
+    if kind == "image":
+        rc.ensure_requirements("PIL")
+    for path in files:
+        relative = path.relative_to(directory).as_posix()
+        label = path.parent.name
+        problem, content = None, ""
+        if _extension(path) not in allowed:
+            problem = (
+                f"{relative}: not a {' / '.join(sorted(allowed))} file; keep one kind of file per dataset"
+            )
+        elif kind == "image":
+            problem = image_problem(path)
+            content = str(path)  # the split writer copies the file next to its split
+        else:
+            try:
+                content = path.read_bytes().decode("utf-8-sig").strip()
+            except UnicodeDecodeError as exc:
+                problem = f"{relative}: not UTF-8 text ({exc})"
+            else:
+                if not content:
+                    problem = f"{relative}: empty document"
+        if problem:
+            dataset.invalid.append(problem)
+            continue
+        dataset.rows.append([content, label])
+        dataset.origins.append(relative)
+    return dataset
+
+
+def image_problem(path: Path) -> str | None:
+    """Why Pillow cannot decode the file, or None."""
+    from PIL import Image  # noqa: PLC0415 - installed from requirements.txt when the container lacks it
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a broken file
+        return f"{path.name}: not a readable image ({exc})"
+    return None
 
 
 def combine_tables(tables: list[FileTable], data_format: str) -> Dataset:
@@ -442,7 +566,7 @@ def resolve_target(dataset: Dataset, spec: str) -> str:
     """The target column's name from a name or a 0-based index; DatasetError says how to fix it."""
     columns = dataset.columns
     where = ", ".join(str(p.name) for p in dataset.files[:3]) + (" ..." if len(dataset.files) > 3 else "")
-    if dataset.data_format == "libsvm":
+    if dataset.data_format in ("libsvm", *FOLDER_FORMATS):
         return "label"
     if spec in columns and dataset.named:
         return spec
@@ -478,8 +602,24 @@ class Typed:
     invalid: list[str]
 
 
-def type_and_validate(frame: Any, target: str, problem_type: str, max_fraction: float) -> Typed:
-    """Decide numeric vs categorical per column and drop rows that break it (see the module docstring)."""
+def type_and_validate(
+    frame: Any,
+    target: str,
+    problem_type: str,
+    max_fraction: float,
+    *,
+    text_columns: list[str] | tuple[str, ...] = (),
+    fixed_kinds: dict[str, str] | None = None,
+) -> Typed:
+    """Decide each feature's kind (numeric, categorical, text; ``fixed_kinds`` for class folders) and drop
+    rows that break it (see the module docstring)."""
+    unknown = [name for name in text_columns if name not in frame.columns or name == target]
+    if unknown:
+        features = [c for c in frame.columns if c not in (target, "__origin__", "__split__")]
+        raise rc.DatasetError(
+            f"text_columns names {unknown}, which are not feature columns of the data (features: "
+            f"{', '.join(features)}); fix text_columns in training/<dataset>/pipeline.json"
+        )
     bad = pd.Series(False, index=frame.index)
     reasons: list[str] = []
     missing_target = frame[target].isna()
@@ -504,14 +644,40 @@ def type_and_validate(frame: Any, target: str, problem_type: str, max_fraction: 
         if column == target:
             is_numeric = target_numeric
         else:
-            is_numeric = _mostly_numeric(frame.loc[~bad, column], max_fraction)
-            kinds[column] = "numeric" if is_numeric else "categorical"
+            kinds[column] = feature_kind(frame.loc[~bad, column], max_fraction, text_columns, fixed_kinds)
+            is_numeric = kinds[column] == "numeric"
         if is_numeric:
             unparseable = frame[column].notna() & frame[column].map(rc.to_number).isna() & ~bad
             for origin, value in frame.loc[unparseable, ["__origin__", column]].itertuples(index=False):
                 reasons.append(f"{origin}: {value!r} in numeric column {column!r} is not a number")
             bad |= unparseable
     return Typed(frame.loc[~bad].copy(), kinds, target_numeric, reasons)
+
+
+def feature_kind(
+    values: Any, max_fraction: float, text_columns: Any, fixed_kinds: dict[str, str] | None
+) -> str:
+    """numeric | categorical | text (class folders: their fixed kind); see the module docstring."""
+    name = values.name
+    if fixed_kinds and name in fixed_kinds:
+        return fixed_kinds[name]
+    if name in text_columns:
+        return "text"
+    if _mostly_numeric(values, max_fraction):
+        return "numeric"
+    return "text" if looks_like_text(values) else "categorical"
+
+
+def looks_like_text(values: Any) -> bool:
+    """Prose rather than categories: many words per value, or a few words and mostly distinct values."""
+    present = values.dropna()
+    if present.empty:
+        return False
+    words = float(present.map(lambda value: len(str(value).split())).mean())
+    distinct_share = present.nunique() / len(present)
+    return words >= TEXT_MIN_WORDS or (
+        words >= TEXT_MIN_WORDS_DISTINCT and distinct_share > TEXT_MIN_DISTINCT_SHARE
+    )
 
 
 def _mostly_numeric(values: Any, max_fraction: float) -> bool:
@@ -572,7 +738,7 @@ def class_labels_of(target_values: Any, target_numeric: bool) -> list[str]:
     return sorted(set(target_values))
 
 
-# ---------------------------------------------------------------- splitting, encoding, writing
+# ---------------------------------------------------------------- splitting and writing
 
 
 def split_rows(
@@ -602,55 +768,39 @@ def split_rows(
 
 
 def _split_off(frame: Any, labels: Any, size: int, seed: int) -> tuple[Any, Any, Any]:
-    """Take ``size`` random rows out of ``frame``; with ``labels``, classes keep their proportions.
+    """Take ``size`` random rows out of ``frame`` with scikit-learn's ``train_test_split``; stratified by
+    ``labels`` when every class has at least 2 rows and the split can hold one row per class, else plain
+    random (tiny classes then land wherever chance puts them instead of failing the split)."""
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415 - keeps --help and arg errors fast
 
-    Stratification without scikit-learn (whose import costs seconds): shuffle, then order rows by their
-    relative rank within their class, so any prefix holds every class in proportion. Tiny classes just
-    land where their rank puts them instead of failing the split.
-    """
-    rows = frame.index.to_numpy()[np.random.default_rng(seed).permutation(len(frame))]
+    stratify = None
     if labels is not None:
-        shuffled = labels.loc[rows]
-        rank = shuffled.groupby(shuffled, sort=False).cumcount().to_numpy()
-        class_size = shuffled.map(shuffled.value_counts()).to_numpy()
-        rows = rows[np.argsort((rank + 0.5) / class_size, kind="stable")]
-    taken, keep = rows[:size], rows[size:]
-    return frame.loc[keep], frame.loc[taken], None if labels is None else labels.loc[keep]
+        counts = labels.value_counts()
+        classes = len(counts)
+        if counts.min() >= 2 and classes <= size <= len(frame) - classes:
+            stratify = labels
+    keep, taken = train_test_split(frame, test_size=size, random_state=seed, shuffle=True, stratify=stratify)
+    return keep, taken, None if labels is None else labels.loc[keep.index]
 
 
-def fit_feature_encoders(train: Any, kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Medians for numeric columns, sorted categories for text columns, learnt from the training split."""
-    encoders: dict[str, dict[str, Any]] = {}
-    for column, kind in kinds.items():
-        if kind == "numeric":
-            numbers = train[column].map(rc.to_number).dropna()
-            median = float(numbers.median()) if len(numbers) else 0.0
-            encoders[column] = {"type": "numeric", "fill_value": median}
-        else:
-            encoders[column] = {"type": "categorical", "categories": sorted(set(train[column].dropna()))}
-    return encoders
+def write_split(frame: Any, columns: list[str], directory: Path, name: str, image_column: str | None) -> None:
+    """``<directory>/<name>.csv``: a header row, then the raw cells (missing ones empty).
 
-
-def encode_split(frame: Any, target: str, features: list[str], schema: dict[str, Any]) -> Any:
-    """Numeric matrix of one split: target first (class code or number), then the encoded features."""
-    if schema["class_labels"] is not None:
-        codes = {label: i for i, label in enumerate(schema["class_labels"])}
-        numeric_target = schema["encoders"]["target"].get("numeric_labels", False)
-        canon = (lambda v: rc.format_number(rc.to_number(v))) if numeric_target else (lambda v: v)
-        y = [codes[canon(v)] for v in frame[target]]
-    else:
-        y = [rc.to_number(v) for v in frame[target]]
-    x = rc.encode_rows(frame[features].itertuples(index=False, name=None), schema)
-    matrix = np.empty((len(frame), len(features) + 1), dtype=float)
-    matrix[:, 0] = y
-    if features:
-        matrix[:, 1:] = np.asarray(x, dtype=float).reshape(len(frame), len(features))
-    return matrix
-
-
-def write_matrix(matrix: Any, directory: Path, name: str) -> None:
+    Image rows point at a copy of their file under ``<directory>/images/`` (the path relative to the split
+    folder), so the training channel, the evaluation input and the smoke test find the pixels next to the CSV.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    np.savetxt(directory / f"{name}.csv", matrix, delimiter=",", fmt="%.10g")
+    out = frame[columns].copy()
+    if image_column is not None:
+        copies = []
+        for source, origin in zip(frame[image_column], frame["__origin__"]):  # noqa: B905 - Python 3.9
+            relative = Path("images") / origin
+            target = directory / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copies.append(relative.as_posix())
+        out[image_column] = copies
+    out.to_csv(directory / f"{name}.csv", index=False, na_rep="")
 
 
 def to_frame(dataset: Dataset, split: str) -> Any:
@@ -673,7 +823,7 @@ def load_all(args: argparse.Namespace) -> tuple[Any, str, list[str], int, str]:
     invalid, seen = list(data.invalid), data.seen
     for split, directory in (("validation", args.validation_input_dir), ("test", args.test_input_dir)):
         if directory.is_dir() and discover_files(directory):
-            provided = align_to(data, load_dataset(directory, args.data_format, args.target_column), split)
+            provided = align_to(data, load_dataset(directory, data.data_format, args.target_column), split)
             if not provided.rows:
                 raise rc.DatasetError(f"the {split} split in {directory} has no data rows")
             frames.append(to_frame(provided, split))
@@ -682,10 +832,24 @@ def load_all(args: argparse.Namespace) -> tuple[Any, str, list[str], int, str]:
     return pd.concat(frames, ignore_index=True), target, invalid, seen, data.data_format
 
 
-def build_splits(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The whole preprocessing step in memory: returns the numeric splits and the schema."""
+@dataclass
+class Splits:
+    frames: dict[str, Any]
+    schema: dict[str, Any]
+
+
+def build_splits(args: argparse.Namespace) -> Splits:
+    """The whole preprocessing step in memory: the raw splits (valid rows only) and the schema."""
     frame, target, invalid, seen, data_format = load_all(args)
-    typed = type_and_validate(frame, target, args.problem_type, args.max_invalid_row_fraction)
+    fixed_kinds = {FOLDER_FEATURE[data_format]: data_format} if data_format in FOLDER_FORMATS else None
+    typed = type_and_validate(
+        frame,
+        target,
+        args.problem_type,
+        args.max_invalid_row_fraction,
+        text_columns=args.text_columns,
+        fixed_kinds=fixed_kinds,
+    )
     invalid += typed.invalid
     check_invalid_fraction(invalid, seen, args.max_invalid_row_fraction)
     valid = typed.frame
@@ -694,6 +858,9 @@ def build_splits(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
     problem_type = infer_problem_type(valid[target], typed.target_numeric, args.problem_type, target)
     classification = rc.is_classification(problem_type)
     labels = class_labels_of(valid[target], typed.target_numeric) if classification else None
+    if classification and typed.target_numeric:
+        # One spelling per class ("1", not "1.0"), so labels, predictions and the smoke test agree.
+        valid[target] = valid[target].map(lambda v: rc.format_number(rc.to_number(v)))
 
     provided = set(frame["__split__"]) - {"data"}
     need = tuple(name for name in ("validation", "test") if name not in provided)
@@ -709,42 +876,37 @@ def build_splits(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, An
     features = [c for c in frame.columns if c not in (target, "__origin__", "__split__")]
     if not features:
         raise rc.DatasetError(f"the data has only the target column {target!r}: add feature columns")
-    target_encoder: dict[str, Any] = {"type": "numeric"}
-    if labels is not None:
-        target_encoder = {"type": "label", "classes": labels, "numeric_labels": typed.target_numeric}
     schema = {
         "target_column": target,
         "problem_type": problem_type,
         "feature_names": features,
+        "feature_kinds": {name: typed.feature_kinds[name] for name in features},
         "class_labels": labels,
         "rows": {name: len(splits[name]) for name in SPLITS},
         "invalid_rows_dropped": len(invalid),
         "data_format": data_format,
-        "encoders": {
-            "features": fit_feature_encoders(splits["train"], typed.feature_kinds),
-            "target": target_encoder,
-        },
     }
-    matrices = {name: encode_split(splits[name], target, features, schema) for name in SPLITS}
-    for encoder in schema["encoders"]["features"].values():
-        encoder.pop("_index", None)  # encode_value's cache, not part of the schema
     if invalid:
         print(f"dropped {len(invalid)} invalid rows, e.g. " + "; ".join(invalid[:INVALID_EXAMPLES_SHOWN]))
-    return matrices, schema
+    return Splits(splits, schema)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    matrices, schema = build_splits(args)
+    result = build_splits(args)
+    schema = result.schema
+    columns = [*schema["feature_names"], schema["target_column"]]
+    images = [name for name, kind in schema["feature_kinds"].items() if kind == "image"]
     for name in SPLITS:
         directory = getattr(args, f"{name}_output_dir") or args.output_dir / name
-        write_matrix(matrices[name], directory, name)
+        write_split(result.frames[name], columns, directory, name, images[0] if images else None)
     schema_dir = args.schema_output_dir or args.output_dir / "schema"
     schema_dir.mkdir(parents=True, exist_ok=True)
     (schema_dir / rc.SCHEMA_FILE).write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    kinds = Counter(schema["feature_kinds"].values())
     print(
         f"problem_type={schema['problem_type']} target={schema['target_column']!r} "
-        f"features={len(schema['feature_names'])} rows={schema['rows']} "
+        f"features={len(schema['feature_names'])} kinds={dict(kinds)} rows={schema['rows']} "
         f"invalid_rows_dropped={schema['invalid_rows_dropped']}"
     )
 

@@ -5,13 +5,15 @@ this module stays Python 3.9 compatible. It imports only the standard library at
 functions import it too (for ``LOWER_IS_BETTER``) and have no numpy or scikit-learn, so heavy imports happen
 inside the functions that need them.
 
-The schema written by preprocess.py (``schema.json``) is the one contract between the steps:
+The schema written by preprocess.py (``schema.json``) describes the raw splits; it encodes nothing:
 
-    {"target_column": str, "problem_type": str, "feature_names": [str], "class_labels": [str] | null,
-     "rows": {"train": int, "validation": int, "test": int}, "invalid_rows_dropped": int,
-     "encoders": {"features": {name: {"type": "numeric", "fill_value": float}
-                                   | {"type": "categorical", "categories": [str]}},
-                  "target": {"type": "label", "classes": [str]} | {"type": "numeric"}}}
+    {"target_column": str, "problem_type": str, "feature_names": [str],
+     "feature_kinds": {name: "numeric" | "categorical" | "text" | "image"},
+     "class_labels": [str] | null, "rows": {"train": int, "validation": int, "test": int},
+     "invalid_rows_dropped": int, "data_format": str}
+
+Learning from the values (imputation, encoding, vectorising) happens in one fitted scikit-learn pipeline
+(recipe_pipeline.py) saved in model.joblib; evaluation and serving use it unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import math
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +38,6 @@ DEFAULT_METRIC = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "rmse"
 
 # Cell values that mean "missing" in text formats (compared lower-case, stripped).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
-
-# Categorical values never seen in training (and missing ones) encode to this code.
-UNKNOWN_CATEGORY = -1.0
 
 SCHEMA_FILE = "schema.json"
 MODEL_FILE = "model.joblib"
@@ -76,6 +75,31 @@ def run_script(main: Callable[[], None], failure_file: Path | None = None) -> No
     except Exception as exc:  # noqa: BLE001 - the last line must name the cause, whatever it is
         traceback.print_exc()
         _fail(f"{type(exc).__name__}: {exc}", 1, failure_file)
+
+
+def ensure_requirements(*modules: str) -> None:
+    """Import ``modules``; when one is missing, pip-install this folder's requirements.txt first.
+
+    Training and serving containers install requirements.txt themselves (script mode); a processing job runs
+    its entry point directly, so the scripts that need Pillow or matplotlib call this.
+    """
+    import importlib  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return
+    requirements = Path(__file__).resolve().parent / "requirements.txt"
+    print(f"installing {requirements} for {', '.join(missing)}", flush=True)
+    subprocess.check_call(  # noqa: S603 - our own pinned requirements, with this interpreter
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "-r", str(requirements)]
+    )
+    importlib.invalidate_caches()
 
 
 def _fail(line: str, code: int, failure_file: Path | None) -> None:
@@ -133,50 +157,6 @@ def to_text(value: Any) -> str | None:
     return str(value).strip()
 
 
-def encode_value(value: Any, encoder: dict[str, Any], feature: str) -> float:
-    """Encode one raw feature value the way preprocessing encoded the training data.
-
-    Numeric: missing -> the training median (``fill_value``); not a number -> ValueError.
-    Categorical: the category's index in ``categories``; unseen or missing -> UNKNOWN_CATEGORY.
-    """
-    if encoder["type"] == "numeric":
-        if is_missing(value):
-            return float(encoder["fill_value"])
-        number = to_number(value)
-        if number is None:
-            raise ValueError(
-                f"feature {feature!r}: {value!r} is not a number; send a number or leave it empty"
-            )
-        return number
-    text = to_text(value)
-    index = _category_index(encoder).get(text) if text is not None else None
-    return UNKNOWN_CATEGORY if index is None else float(index)
-
-
-def _category_index(encoder: dict[str, Any]) -> dict[str, int]:
-    # Cached on the encoder dict itself: inference encodes many rows with the same schema.
-    index = encoder.get("_index")
-    if index is None:
-        index = {category: position for position, category in enumerate(encoder["categories"])}
-        encoder["_index"] = index
-    return index
-
-
-def encode_rows(rows: Iterable[Sequence[Any]], schema: dict[str, Any]) -> list[list[float]]:
-    """Encode raw feature rows (values in ``feature_names`` order) into numeric rows."""
-    names = schema["feature_names"]
-    encoders = schema["encoders"]["features"]
-    encoded = []
-    for row_number, row in enumerate(rows, start=1):
-        if len(row) != len(names):
-            raise ValueError(
-                f"row {row_number} has {len(row)} values, expected {len(names)} features in this order: "
-                f"{', '.join(names)}"
-            )
-        encoded.append([encode_value(row[i], encoders[name], name) for i, name in enumerate(names)])
-    return encoded
-
-
 def read_schema(directory: Path) -> dict[str, Any]:
     """Load schema.json from a directory (a SageMaker channel or the model directory)."""
     path = directory / SCHEMA_FILE
@@ -217,45 +197,3 @@ def compute_metrics(
         if len(y_true) > 1:
             values["r2"] = metrics.r2_score(y_true, y_pred)
     return {name: round(float(value), 6) for name, value in values.items() if math.isfinite(float(value))}
-
-
-def read_split_csv(directory: Path, preferred_name: str) -> Any:
-    """Read a split written by preprocess.py (no header, target first) from a channel directory.
-
-    Uses ``<directory>/<preferred_name>`` when present, else every ``*.csv`` below the directory
-    (SageMaker may deliver a prefix with several parts). Returns a float numpy array with at least one row.
-    """
-    import numpy as np  # noqa: PLC0415 - not at import time: Lambda imports this module
-
-    path = directory / preferred_name
-    files = [path] if path.is_file() else sorted(p for p in directory.rglob("*.csv") if p.is_file())
-    if not files:
-        raise DatasetError(f"no {preferred_name} (or any .csv file) in {directory}")
-    parts = []
-    for file in files:
-        if file.stat().st_size == 0:
-            continue
-        parts.append(np.loadtxt(file, delimiter=",", dtype=float, ndmin=2))
-    data = np.vstack(parts) if parts else np.empty((0, 0))
-    if data.shape[0] == 0:
-        raise DatasetError(f"{', '.join(str(f) for f in files)}: no rows; the split is empty")
-    return data
-
-
-def positive_class_scores(estimator: Any, x: Any, problem_type: str) -> Any:
-    """Probability of class code 1 for binary problems (for roc_auc); None otherwise or when unavailable."""
-    if problem_type != BINARY or not hasattr(estimator, "predict_proba"):
-        return None
-    classes = list(estimator.classes_)
-    if 1 not in classes:
-        return None
-    return estimator.predict_proba(x)[:, classes.index(1)]
-
-
-def evaluate_estimator(estimator: Any, data: Any, problem_type: str) -> dict[str, float]:
-    """Metrics of ``estimator`` on a split matrix (target first, as preprocess.py writes it)."""
-    y_true, x = data[:, 0], data[:, 1:]
-    if is_classification(problem_type):
-        y_true = y_true.astype(int)  # class codes; the estimator was fitted on integer codes
-    y_pred = estimator.predict(x)
-    return compute_metrics(problem_type, y_true, y_pred, positive_class_scores(estimator, x, problem_type))
