@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export LOCAL_AWS_PORT ?= 4566
 
-.PHONY: help venv lint checkov build test unit e2e demo local-up local-down deploy smoke bench lock clean
+.PHONY: help venv lint checkov build test unit e2e sdk-check demo local-up local-down deploy smoke bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -65,6 +65,19 @@ unit: $(BIN)/.installed $(WORKFLOW_LINT)/.installed .venv-checkov/.installed ## 
 e2e: build ## End-to-end tests against the embedded AWS
 	$(BIN)/python -m pytest tests/e2e
 
+# The oldest AWS SDK the layer's code may meet in the Lambda runtime (layers/mlops_common/runtime-sdk.txt), put
+# ahead of the venv's: botocore validates every call against its own service models, so an operation or parameter
+# newer than that SDK fails here.
+SDK_MIN := .venv-sdk-min
+$(SDK_MIN)/.installed: layers/mlops_common/runtime-sdk.txt $(BIN)/.installed
+	rm -rf $(SDK_MIN)
+	$(BIN)/python -m pip install --quiet --target $(SDK_MIN) $$(sed -n 's/^\([a-z0-9]*\)>=/\1==/p' $<)
+	touch $@
+
+sdk-check: $(SDK_MIN)/.installed ## Layer and handler tests against the oldest SDK the code supports
+	PYTHONPATH=$(CURDIR)/$(SDK_MIN) $(BIN)/python -c 'import boto3, botocore; print("boto3", boto3.__version__, "botocore", botocore.__version__)'
+	PYTHONPATH=$(CURDIR)/$(SDK_MIN) $(BIN)/python -m pytest tests/unit/pipeline tests/unit/cost_guard
+
 demo: build ## Run the whole system offline: deploy, upload a dataset, follow the run
 	$(BIN)/python -m offline demo
 
@@ -91,12 +104,13 @@ smoke: $(BIN)/.installed ## Post-deploy check of a deployed stack: make smoke ST
 	@test -n "$$STACK" || { echo "STACK is not set: make smoke STACK=<stack name>"; exit 2; }
 	$(BIN)/python -m cicd.post_deploy_check --stack "$$STACK"
 
-bench: $(BIN)/.installed ## Benchmarks (figures printed, not asserted)
+bench: build ## Benchmarks (figures printed, not asserted): cost guard sweep, handler cold start
 	$(BIN)/python bench/cost_guard_sweep.py
+	$(BIN)/python bench/cold_start.py
 
 lock: ## Re-pin requirements/dev.txt from requirements/dev.in
 	$(BIN)/python -m pip install --quiet -r requirements/dev.in
 	{ echo "# Generated from requirements/dev.in with pip freeze (Python 3.12). Regenerate: make lock"; $(BIN)/python -m pip freeze; } > requirements/dev.txt
 
 clean: ## Remove build output and caches (keeps the virtualenvs)
-	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .offline
+	rm -rf .aws-sam .pytest_cache .ruff_cache .mypy_cache .offline $(SDK_MIN)

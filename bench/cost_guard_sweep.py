@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cost_guard_sweep.py [--endpoints N] [--notebooks N] [--variants-per-endpoint N]
 
-Prints, per sweep: API calls by operation (GetMetricData is the one the issue bounds: at most
+Prints, per sweep: API calls by operation (GetMetricData is the one the sweep's design bounds: at most
 ceil(queries / 500) per window, one query per production variant or notebook), wall time, and the peak
 Python memory during the sweep measured with tracemalloc. Each sweep runs twice on a fresh moto state: once
 timed, once under tracemalloc (which slows Python down several times). moto runs in the same process, so both

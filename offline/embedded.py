@@ -1,4 +1,5 @@
-"""`EmbeddedAws`: moto in this process, every seam installed, the SAM-built stack deployed (contract C).
+"""`EmbeddedAws`: moto in this process, every seam installed, the SAM-built stack deployed: the offline
+test harness's API.
 
 with EmbeddedAws() as aws:
     aws.client("s3").upload_file("iris.csv", aws.outputs["InputBucketName"], "training/iris/iris.csv")
@@ -132,7 +133,7 @@ class EmbeddedAws:
 
     @property
     def faults(self) -> Any:
-        """The seams' fault table: `fail_api(...)`, `force_job_outcome(...)` (contract C)."""
+        """The seams' fault table: `fail_api(...)`, `force_job_outcome(...)`."""
         return self.state.faults
 
     @property

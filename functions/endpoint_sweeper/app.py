@@ -6,7 +6,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,12 +16,10 @@ from mlops_common.cost_guard.settings import endpoint_settings
 from mlops_common.cost_guard.summary import report_sweep
 
 logger = Logger(service="cost-guard-endpoints")
-tracer = Tracer(service="cost-guard-endpoints")
 metrics = Metrics(service="cost-guard-endpoints")
 
 
 @logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:

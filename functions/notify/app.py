@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -14,7 +14,6 @@ from mlops_common.aws import publish_notification
 from mlops_common.pipeline import report
 
 logger = Logger(service="pipeline-notify")
-tracer = Tracer(service="pipeline-notify")
 metrics = Metrics(service="pipeline")
 
 
@@ -29,7 +28,6 @@ def _send(subject: str, message: dict[str, Any], detail_type: str) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path="state.runId")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome, state = event["outcome"], event.get("state") or {}

@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import deploy
 
 logger = Logger(service="deploy-prepare")
-tracer = Tracer(service="deploy-prepare")
 
 
 @logger.inject_lambda_context(correlation_id_path="modelPackageArn")
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not event.get("modelPackageArn"):
         raise deploy.PackageNotDeployableError('input must be {"modelPackageArn": "arn:aws:sagemaker:..."}')

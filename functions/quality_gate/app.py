@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,12 +13,10 @@ from mlops_common.pipeline import gate
 from mlops_common.pipeline.run_config import RunConfig, metric_and_threshold
 
 logger = Logger(service="pipeline-quality-gate")
-tracer = Tracer(service="pipeline-quality-gate")
 metrics = Metrics(service="pipeline")
 
 
 @logger.inject_lambda_context(correlation_id_path="run.runId")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = event["run"]

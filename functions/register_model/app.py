@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import registry
 
 logger = Logger(service="pipeline-register-model")
-tracer = Tracer(service="pipeline-register-model")
 
 
 @logger.inject_lambda_context(correlation_id_path="run.runId")
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = registry.register(
         client("sagemaker"),

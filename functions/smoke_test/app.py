@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import smoke
 
 logger = Logger(service="deploy-smoke-test")
-tracer = Tracer(service="deploy-smoke-test")
 
 
 @logger.inject_lambda_context(correlation_id_path="packageArn")
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = event["smoke"]
     if not settings.get("testDataUri") or not settings.get("schemaUri"):

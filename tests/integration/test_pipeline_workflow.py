@@ -1,5 +1,5 @@
 """The real pipeline and deploy definitions, executed by moto's ASL interpreter through the offline seams
-(offline.embedded.EmbeddedAws, contract C): real handlers from `sam build`, real jobs, a real endpoint.
+(offline.embedded.EmbeddedAws): real handlers from `sam build`, real jobs, a real endpoint.
 
 Each scenario uses its own dataset, so they share one embedded account (deploying takes seconds).
 Needs `make build` first.

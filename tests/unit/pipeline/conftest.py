@@ -126,7 +126,7 @@ def write_uri(stack: Stack, uri: str, body: str) -> None:
 
 
 def write_evaluation(stack: Stack, run: dict[str, Any], metrics: dict[str, float], problem: str) -> None:
-    """What the evaluation job writes (contract A)."""
+    """What the evaluation job writes (the recipe's evaluation.json)."""
     evaluation = {"problem_type": problem, "metrics": metrics, "test_rows": 30, "class_labels": None}
     write_uri(stack, run["paths"]["evaluation"] + "evaluation.json", json.dumps(evaluation))
 

@@ -118,16 +118,14 @@ def _hourly(settings: EndpointSettings, candidate: EndpointCandidate) -> float |
 
 
 def _listed_candidates(sagemaker: Any, settings: EndpointSettings, summary: SweepSummary) -> list[dict]:
-    """InService endpoints past their grace period; everything else is recorded as skipped or kept."""
+    """InService endpoints past their grace period; the others in their grace period are recorded as kept."""
     listed: list[dict[str, Any]] = []
     try:
-        for page in sagemaker.get_paginator("list_endpoints").paginate():
+        # Filtered by SageMaker: fewer pages (and throttles) than listing every endpoint in the account.
+        for page in sagemaker.get_paginator("list_endpoints").paginate(StatusEquals="InService"):
             for endpoint in page.get("Endpoints", []):
                 summary.examined += 1
-                name, status = endpoint["EndpointName"], endpoint.get("EndpointStatus", "Unknown")
-                if status != "InService":
-                    summary.add(name, "skipped", f"status {status}, not InService")
-                    continue
+                name = endpoint["EndpointName"]
                 created = endpoint["CreationTime"]
                 changed = max(created, endpoint.get("LastModifiedTime") or created)
                 if summary.started_at - changed < settings.grace:

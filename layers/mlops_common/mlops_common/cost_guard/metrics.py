@@ -41,7 +41,7 @@ def get_metric_values(
     batch_size: int = MAX_QUERIES_PER_CALL,
 ) -> dict[str, Datapoints]:
     """Datapoints per query key (empty list = no data), newest first, using ceil(len/batch_size) calls
-    plus one per NextToken page CloudWatch asks for."""
+    plus one per further page CloudWatch asks for (botocore's paginator follows the tokens)."""
     if not 0 < batch_size <= MAX_QUERIES_PER_CALL:
         raise ValueError(f"batch_size must be 1..{MAX_QUERIES_PER_CALL}, not {batch_size}")
     results: dict[str, Datapoints] = {query.key: [] for query in queries}
@@ -69,17 +69,12 @@ def get_metric_values(
             "EndTime": end,
             "ScanBy": "TimestampDescending",
         }
-        while True:
-            response = cloudwatch.get_metric_data(**request)
-            for result in response.get("MetricDataResults", []):
+        for page in cloudwatch.get_paginator("get_metric_data").paginate(**request):
+            for result in page.get("MetricDataResults", []):
                 query = by_id.get(result["Id"])
                 if query is not None:
                     points = zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
                     results[query.key].extend(points)
-            token = response.get("NextToken")
-            if not token:
-                break
-            request["NextToken"] = token
     for series in results.values():
         series.sort(key=lambda point: point[0], reverse=True)
     return results

@@ -96,18 +96,12 @@ def read_heartbeats(cloudwatch: Any, names: list[str], now: datetime) -> dict[st
 
 
 def _in_service(sagemaker: Any, summary: SweepSummary) -> list[dict[str, Any]]:
-    """InService notebooks; the others are recorded as skipped with their status."""
+    """InService notebooks (filtered by SageMaker: a stopped or failed notebook costs no instance hours)."""
     candidates: list[dict[str, Any]] = []
     try:
-        for page in sagemaker.get_paginator("list_notebook_instances").paginate():
+        for page in sagemaker.get_paginator("list_notebook_instances").paginate(StatusEquals="InService"):
             for notebook in page.get("NotebookInstances", []):
                 summary.examined += 1
-                status = notebook.get("NotebookInstanceStatus", "Unknown")
-                if status != "InService":
-                    summary.add(
-                        notebook["NotebookInstanceName"], "skipped", f"status {status}, not InService"
-                    )
-                    continue
                 candidates.append(notebook)
     except (ClientError, BotoCoreError) as error:
         # Sweep what was listed; the next run sees the rest.

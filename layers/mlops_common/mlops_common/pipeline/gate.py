@@ -56,7 +56,9 @@ def read_evaluation(s3: Any, evaluation_prefix: str) -> tuple[str, dict[str, Any
     except json.JSONDecodeError as error:
         raise EvaluationError(f"{uri} is not JSON: {error}") from None
     if not isinstance(evaluation, dict) or not isinstance(evaluation.get("metrics"), dict):
-        raise EvaluationError(f'{uri} has no "metrics" object (contract A: {{"metrics": {{name: value}}}})')
+        raise EvaluationError(
+            f'{uri} has no "metrics" object (the evaluation script writes {{"metrics": {{name: value}}}})'
+        )
     return uri, evaluation
 
 
@@ -68,7 +70,8 @@ def find_champion(sagemaker: Any, endpoint_name: str) -> Champion | None:
         if error_code(error) in ("ValidationException", "ResourceNotFound"):
             return None
         raise
-    tags = sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])
+    pages = sagemaker.get_paginator("list_tags").paginate(ResourceArn=endpoint["EndpointArn"])
+    tags = (tag for page in pages for tag in page.get("Tags", []))
     package_arn = next((t["Value"] for t in tags if t["Key"] == PACKAGE_TAG), None)
     if not package_arn:
         return None

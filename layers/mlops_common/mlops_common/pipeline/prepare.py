@@ -1,5 +1,5 @@
 """Prepare a run: resolve its configuration, look at its data, upload the recipe, name everything, and build
-the SageMaker job requests the state machine sends (contract B). The state machine adds only the job names,
+the SageMaker job requests the state machine sends. The state machine adds only the job names,
 so a retried job gets a fresh one.
 """
 
@@ -219,7 +219,7 @@ def _channel(name: str, uri: str, content_type: str | None = None) -> dict[str, 
 
 
 def metric_definitions() -> list[dict[str, str]]:
-    """train.py prints 'validation:<metric>=<float>' (contract A); SageMaker scrapes these from the logs."""
+    """train.py logs 'validation:<metric>=<float>' lines; SageMaker scrapes these from the logs."""
     return [
         {
             "Name": f"validation:{metric}",
@@ -232,7 +232,7 @@ def metric_definitions() -> list[dict[str, str]]:
 def hyperparameters(config: RunConfig, code: recipe_bundle.CodeLocation, region: str, program: str) -> dict:
     """Script-mode hyperparameters: the SDK JSON-encodes the sagemaker_* values, so do we."""
     values = {"seed": str(config["seed"]), **config["hyperparameters"]}
-    # pipeline.json uses snake_case; the recipe's arguments are --kebab-case (contract A).
+    # pipeline.json uses snake_case; the recipe's arguments are --kebab-case.
     user = {name.replace("_", "-"): value for name, value in values.items()}
     return {
         **user,
@@ -348,7 +348,7 @@ def build_jobs(
         },
         "StoppingCondition": train_stopping,
         "EnableManagedSpotTraining": bool(config["managed_spot"]),
-        # Checkpoints also without spot: a retried job reuses an identical fit (contract A).
+        # Checkpoints also without spot: a retried job reuses an identical fit (train.py resumes from it).
         "CheckpointConfig": {"S3Uri": paths["checkpoints"], "LocalPath": "/opt/ml/checkpoints"},
         "ExperimentConfig": {**experiment, "TrialComponentDisplayName": "TrainModel"},
         "Tags": tags,

@@ -1,4 +1,4 @@
-"""Upload recipe code to the models bucket by content hash (contract B), once per content.
+"""Upload recipe code to the models bucket by content hash, once per content.
 
 ``s3://<models>/code/recipe-<sha256[:12]>/sourcedir.tar.gz`` holds every file at the tar root (training script
 mode and serving read it); the same files unpacked under ``.../src/`` feed processing jobs' ``code`` input.
