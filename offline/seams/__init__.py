@@ -30,6 +30,7 @@ SEAM_MODULES = (
     "offline.seams.cloudformation",
     "offline.seams.stepfunctions_sync",
     "offline.seams.job_runner",
+    "offline.seams.transform_runner",
     "offline.seams.endpoints",
     "offline.seams.event_targets",
     "offline.seams.sagemaker_events",

@@ -26,7 +26,7 @@ from offline.seams import _patching
 # moto's Step Functions interpreter creates its clients with this access key (asl/utils/boto_client.py).
 INTERPRETER_ACCESS_KEY = "ak"
 
-_JOB_KINDS = ("training", "processing")
+_JOB_KINDS = ("training", "processing", "transform")
 _JOB_STATUSES = ("Failed", "Stopped")
 _SERVER_ERRORS = {"InternalFailure": 500, "InternalServerError": 500, "ServiceUnavailable": 503}
 
@@ -99,8 +99,8 @@ class FaultTable:
             )
 
     def force_job_outcome(self, kind: str, status: str, reason: str, times: int = 1) -> None:
-        """The next `times` jobs of this kind (training|processing) end with status (Failed|Stopped) and
-        reason."""
+        """The next `times` jobs of this kind (training|processing|transform) end with status
+        (Failed|Stopped) and reason."""
         if kind not in _JOB_KINDS:
             raise ValueError(f"kind must be one of {_JOB_KINDS}, got {kind!r}")
         if status not in _JOB_STATUSES:

@@ -60,6 +60,7 @@ def _targets() -> list[tuple[Any, str]]:
         (retrier_decl, "time"),
         (SageMakerResponse, "create_training_job"),
         (SageMakerResponse, "create_processing_job"),
+        (SageMakerResponse, "create_transform_job"),
         (SageMakerResponse, "stop_processing_job"),
         (SageMakerModelBackend, "create_endpoint"),
         (SageMakerModelBackend, "delete_endpoint"),

@@ -1,0 +1,34 @@
+"""Prepare a batch: snapshot its files, find the dataset's model, build the transform requests (or refuse)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common.aws import client
+from mlops_common.batch import prepare
+
+logger = Logger(service="batch-prepare")
+
+
+def settings() -> prepare.Settings:
+    return prepare.Settings(
+        stack_name=os.environ["STACK_NAME"],
+        input_bucket=os.environ["INPUT_BUCKET"],
+        output_bucket=os.environ["OUTPUT_BUCKET"],
+        models_bucket=os.environ["MODELS_BUCKET"],
+        instance_type=os.environ["BATCH_INSTANCE_TYPE"],
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="batchId")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    prepared = prepare.prepare(event, settings(), s3=client("s3"), sagemaker=client("sagemaker"))
+    logger.info(
+        f"batch {prepared['status']}",
+        extra={k: prepared.get(k) for k in ("dataset", "batchId", "model", "reason", "skipped")},
+    )
+    return prepared
