@@ -41,9 +41,10 @@ $(WORKFLOW_LINT)/.installed: requirements/workflow-lint.txt
 
 venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependencies
 
-lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## Static gates: ruff, cfn-lint, sam validate --lint, ASL checks, checkov, workflow linters
+lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## Static gates: ruff, mypy, cfn-lint, sam validate --lint, ASL checks, checkov, workflow linters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml cicd/bootstrap.yaml
 	$(BIN)/sam validate --lint --template template.yaml
 	$(BIN)/python tests/static/validate_asl.py

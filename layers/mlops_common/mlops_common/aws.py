@@ -68,7 +68,8 @@ def publish_notification(
         )
         # PutEvents reports a refused entry in its response, not as an error.
         if response.get("FailedEntryCount"):
-            failed = next((e for e in response.get("Entries", []) if e.get("ErrorCode")), {})
+            entries: list[dict[str, Any]] = response.get("Entries", [])
+            failed = next((e for e in entries if e.get("ErrorCode")), {})
             raise NotificationError(
                 f"EventBridge did not accept the {event_detail_type!r} event: "
                 f"{failed.get('ErrorCode', 'unknown')}: {failed.get('ErrorMessage', 'no message')}"

@@ -117,7 +117,9 @@ def _hourly(settings: EndpointSettings, candidate: EndpointCandidate) -> float |
     return fleet_hourly_price(settings.common.region, fleet)
 
 
-def _listed_candidates(sagemaker: Any, settings: EndpointSettings, summary: SweepSummary) -> list[dict]:
+def _listed_candidates(
+    sagemaker: Any, settings: EndpointSettings, summary: SweepSummary
+) -> list[dict[str, Any]]:
     """InService endpoints past their grace period; the others in their grace period are recorded as kept."""
     listed: list[dict[str, Any]] = []
     try:

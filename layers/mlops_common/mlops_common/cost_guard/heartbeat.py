@@ -36,15 +36,15 @@ def parse_time(text: str) -> datetime:
 
 
 def assess(
-    status: dict,
-    sessions: list,
-    kernels: list,
-    terminals: list,
+    status: dict[str, Any],
+    sessions: list[dict[str, Any]],
+    kernels: list[dict[str, Any]],
+    terminals: list[dict[str, Any]],
     now: datetime,
     *,
     count_connections: bool = False,
     count_api_activity: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Seconds since the last user activity, from Jupyter API responses. Pure: unit-tested on recordings.
 
     Activity: a kernel running code, a kernel's or terminal's last_activity (messages, output, input), and
@@ -123,7 +123,7 @@ def publish(name: str, region: str, idle_seconds: float, now: datetime) -> None:
     boto3.client("cloudwatch", region_name=region).put_metric_data(Namespace=NAMESPACE, MetricData=[datum])
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jupyter-url", default="https://localhost:8443")
     parser.add_argument("--count-connections", action="store_true", help="an open browser tab counts as use")

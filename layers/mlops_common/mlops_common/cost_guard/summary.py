@@ -134,7 +134,7 @@ def record_metrics(summary: SweepSummary, metrics: Any) -> None:
 
 def report_sweep(
     summary: SweepSummary, *, logger: Any, metrics: Any, topic_arn: str, stack_name: str
-) -> dict:
+) -> dict[str, Any]:
     """Everything a sweep reports, in one place: the structured log, the metrics, the SNS summary."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - keep module import light
 

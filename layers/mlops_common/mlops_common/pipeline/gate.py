@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -98,7 +99,9 @@ def decide(
         )
     value = float(metrics[metric])
     lower = metric in LOWER_IS_BETTER
-    better_or_equal = (lambda a, b: a <= b) if lower else (lambda a, b: a >= b)
+    better_or_equal: Callable[[float, float], bool] = (
+        (lambda a, b: a <= b) if lower else (lambda a, b: a >= b)
+    )
     relation = "at most" if lower else "at least"
     champion_value = champion.metrics.get(metric) if champion else None
     if math.isnan(value):

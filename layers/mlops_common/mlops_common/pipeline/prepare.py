@@ -6,6 +6,7 @@ so a retried job gets a fresh one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +142,8 @@ def _text_sample(s3: Any, bucket: str, keys: list[str]) -> str | None:
     if not text_keys:
         return None
     body = s3.get_object(Bucket=bucket, Key=text_keys[0], Range=f"bytes=0-{_TEXT_SAMPLE_BYTES - 1}")["Body"]
-    return body.read().decode("utf-8", errors="replace")
+    text: str = body.read().decode("utf-8", errors="replace")
+    return text
 
 
 # Non-tabular formats the default recipe trains on (class folders: training/<dataset>/<class>/<file>).
@@ -229,7 +231,9 @@ def metric_definitions() -> list[dict[str, str]]:
     ]
 
 
-def hyperparameters(config: RunConfig, code: recipe_bundle.CodeLocation, region: str, program: str) -> dict:
+def hyperparameters(
+    config: RunConfig, code: recipe_bundle.CodeLocation, region: str, program: str
+) -> dict[str, Any]:
     """Script-mode hyperparameters: the SDK JSON-encodes the sagemaker_* values, so do we."""
     values = {"seed": str(config["seed"]), **config["hyperparameters"]}
     # pipeline.json uses snake_case; the recipe's arguments are --kebab-case.
@@ -384,14 +388,15 @@ def champion_arguments(champion: Champion | None) -> list[str]:
 
 def ensure_experiment(sagemaker: Any, experiment: str, trial: str, dataset: str, run_id: str) -> None:
     """One experiment per dataset, one trial per run; both idempotent (a retried prepare reuses them)."""
-    for create in (
+    creates: tuple[Callable[[], Any], ...] = (
         lambda: sagemaker.create_experiment(
             ExperimentName=experiment, Description=f"Pipeline runs of dataset {dataset}"[:3072]
         ),
         lambda: sagemaker.create_trial(
             TrialName=trial, ExperimentName=experiment, Tags=[{"Key": "mlops:run-id", "Value": run_id}]
         ),
-    ):
+    )
+    for create in creates:
         try:
             create()
         except ClientError as error:

@@ -61,7 +61,7 @@ def find_package_of_run(sagemaker: Any, group: str, run_id: str) -> dict[str, An
         for summary in page.get("ModelPackageSummaryList", [])[:20]:
             package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
             if package.get("CustomerMetadataProperties", {}).get("run-id") == run_id:
-                return package
+                return dict(package)
         break  # the newest page is enough: a retry follows its first attempt closely
     return None
 

@@ -54,11 +54,13 @@ def _split_uri(uri: str) -> tuple[str, str]:
 def _read(s3: Any, uri: str, byte_range: str | None = None) -> bytes:
     bucket, key = _split_uri(uri)
     kwargs = {"Range": byte_range} if byte_range else {}
-    return s3.get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
+    body: bytes = s3.get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
+    return body
 
 
 def read_schema(s3: Any, schema_prefix: str) -> dict[str, Any]:
-    return json.loads(_read(s3, schema_prefix.rstrip("/") + "/schema.json"))
+    schema: dict[str, Any] = json.loads(_read(s3, schema_prefix.rstrip("/") + "/schema.json"))
+    return schema
 
 
 def read_test_rows(s3: Any, test_prefix: str, count: int) -> list[dict[str, str]]:

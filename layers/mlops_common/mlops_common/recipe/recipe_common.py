@@ -162,7 +162,8 @@ def read_schema(directory: Path) -> dict[str, Any]:
     path = directory / SCHEMA_FILE
     if not path.is_file():
         raise DatasetError(f"{path} not found: the schema written by the preprocessing step is missing")
-    return json.loads(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 def is_classification(problem_type: str) -> bool:
