@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from mlops_common.aws import S3_MISSING_CODES, error_code
 from mlops_common.batch import trigger
 from mlops_common.pipeline import gate, naming, recipe_bundle
+from mlops_common.pipeline.data_formats import READY_MARKERS
 
 READY = "ready"
 REFUSED = "refused"
@@ -98,12 +99,14 @@ def model_container(sagemaker: Any, package_arn: str) -> dict[str, Any]:
     containers = package.get("InferenceSpecification", {}).get("Containers") or []
     if not containers:
         raise BatchRefused(f"model package {package_arn} has no inference container")
-    return containers[0]
+    container: dict[str, Any] = containers[0]
+    return container
 
 
 def _read(s3: Any, uri: str) -> bytes:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
 
 
 def _untar(data: bytes) -> dict[str, bytes]:
@@ -161,7 +164,7 @@ def batch_objects(s3: Any, bucket: str, execution_input: dict[str, Any]) -> list
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         for version in page.get("Versions", []):
             name = PurePosixPath(version["Key"]).name
-            if version["IsLatest"] and not version["Key"].endswith("/") and name not in trigger.READY_MARKERS:
+            if version["IsLatest"] and not version["Key"].endswith("/") and name not in READY_MARKERS:
                 found.append(
                     {"key": version["Key"], "versionId": version["VersionId"], "size": version["Size"]}
                 )
@@ -170,7 +173,7 @@ def batch_objects(s3: Any, bucket: str, execution_input: dict[str, Any]) -> list
 
 def snapshot(
     s3: Any, settings: Settings, objects: list[dict[str, Any]], input_prefix: str, dest: str
-) -> list:
+) -> list[dict[str, Any]]:
     """Copy each object version to the batch's input prefix; [{key, versionId, size, copy}] in order."""
     base = input_prefix if input_prefix.endswith("/") else input_prefix.rsplit("/", 1)[0] + "/"
     copied = []

@@ -81,7 +81,8 @@ def compare(source_key: str, input_text: str, output_text: str) -> tuple[int, in
 
 
 def _read(s3: Any, bucket: str, key: str) -> str:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
+    text: str = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
+    return text
 
 
 def collect(s3: Any, prepared: dict[str, Any]) -> BatchResult:
