@@ -15,16 +15,27 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export LOCAL_AWS_PORT ?= 4566
 
-.PHONY: help venv lint checkov build test unit e2e sdk-check demo local-up local-down deploy smoke bench lock clean
+.PHONY: help venv aws-cli lint checkov build test unit e2e sdk-check demo local-up local-down deploy smoke bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements/dev.txt
+$(BIN)/.installed: requirements/dev.txt pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
 	$(PYTHON312) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	# The `mlops` command (cli/), editable: its dependencies are pinned above.
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# awscli pins its own botocore, which conflicts with the one aws-sam-cli and moto need: its own virtualenv,
+# and a wrapper in .venv/bin so `aws` works wherever .venv/bin is on PATH (make targets, an activated .venv).
+.venv-awscli/.installed: requirements/awscli.txt $(BIN)/.installed
+	$(PYTHON312) -m venv .venv-awscli
+	.venv-awscli/bin/python -m pip install --quiet -r requirements/awscli.txt
+	printf '#!/bin/sh\nexec "%s/.venv-awscli/bin/aws" "$$@"\n' "$(CURDIR)" > $(BIN)/aws
+	chmod +x $(BIN)/aws
 	touch $@
 
 .venv-checkov/.installed: requirements/checkov.txt
@@ -39,7 +50,9 @@ $(WORKFLOW_LINT)/.installed: requirements/workflow-lint.txt
 	$(WORKFLOW_LINT)/python -m pip install --quiet -r requirements/workflow-lint.txt
 	touch $@
 
-venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependencies
+venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependencies and the mlops command
+
+aws-cli: .venv-awscli/.installed ## The aws CLI (pinned, own virtualenv) as .venv/bin/aws, for the docs' examples
 
 lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## Static gates: ruff, mypy, cfn-lint, sam validate --lint, ASL checks, checkov, workflow linters
 	$(BIN)/ruff check .

@@ -36,6 +36,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"{step}Seconds", unit=MetricUnit.Seconds, value=seconds)
     if outcome in ("failed", "deploy_failed"):
         message.update(report.failure(state))
+        execution_arn = event.get("executionArn")
+        region = execution_arn.split(":")[3] if execution_arn else os.environ.get("AWS_REGION", "")
+        message.update(
+            report.where_to_look(
+                state,
+                message["step"],
+                stack_name=os.environ.get("STACK_NAME", ""),
+                region=region,
+                execution_arn=execution_arn,
+            )
+        )
         if outcome == "failed":
             metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
             _send(f"Run failed at {message['step']}: {message['dataset']}", message, report.FAILED)

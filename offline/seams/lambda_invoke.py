@@ -13,7 +13,10 @@ What this does on every invoke (RequestResponse or Event, from a client, Step Fu
   get_remaining_time_in_millis() counting down from Timeout);
 - turns an exception into Lambda's error payload {errorType, errorMessage, stackTrace} with the function-error
   header set, which Step Functions turns into a task failure whose Error is errorType. In server mode (no
-  in-process mock) handlers' boto3 clients are pointed at the server with AWS_ENDPOINT_URL.
+  in-process mock) handlers' boto3 clients are pointed at the server with AWS_ENDPOINT_URL;
+- writes what the handler printed (Powertools' JSON log lines) between START and END into the function's
+  CloudWatch Logs stream, as Lambda does (moto writes only its own lines), and turns the embedded metric
+  format lines among them into CloudWatch metrics, as CloudWatch does for Lambda logs (moto extracts none).
 
 moto internals touched: `moto.awslambda.models.LambdaFunction._invoke_lambda` (replaced: same signature and
 (payload, errored, logs) result); `moto.awslambda_simple.models.LambdaSimpleBackend.invoke` (replaced by
@@ -26,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -36,6 +40,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +56,61 @@ _modules: dict[str, ModuleType] = {}
 # while a function using that dir runs, so two functions (or layers) may each have their own `mlops_common`.
 _owned: dict[str, dict[str, ModuleType]] = {}
 _extract_lock = threading.Lock()
+
+
+class _InvocationOutput(io.TextIOBase):
+    """Stands in for stdout while one handler runs: the writes of the handler's thread are kept for the
+    invocation's CloudWatch log; every write, from any thread, goes on to the stdout it replaced."""
+
+    def __init__(self, passed_to: Any) -> None:
+        while isinstance(passed_to, _InvocationOutput):  # a stale stand-in left by another thread's swap
+            passed_to = passed_to.passed_to
+        self.passed_to = passed_to if passed_to is not None else sys.__stdout__
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+        self.active = True
+        self._adopted: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.passed_to.write(text)
+        if self.active and threading.get_ident() == self.thread:
+            self.lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.passed_to.flush()
+
+    def adopt_loggers(self) -> None:
+        """Point every Powertools logger here for this invocation (each keeps the stream it saw at import:
+        an earlier invocation's stand-in, or whatever another thread had made stdout at that moment)."""
+        for logger in list(logging.Logger.manager.loggerDict.values()):
+            handler = getattr(logger, "powertools_handler", None)
+            if isinstance(handler, logging.StreamHandler) and handler.stream is not self:
+                self._adopted.append((handler, handler.stream))
+                handler.setStream(self)
+
+    def release_loggers(self) -> None:
+        for handler, stream in reversed(self._adopted):
+            handler.setStream(stream)
+        self._adopted.clear()
+
+
+@contextmanager
+def _captured_output() -> Iterator[_InvocationOutput]:
+    """What the handler prints (print(), Powertools' Logger) while it runs, as Lambda sends it to its log."""
+    output = _InvocationOutput(sys.stdout)
+    output.adopt_loggers()
+    previous, sys.stdout = sys.stdout, output
+    try:
+        yield output
+    finally:
+        output.active = False
+        output.release_loggers()
+        if sys.stdout is output:  # another thread may have swapped stdout meanwhile: leave its choice
+            sys.stdout = previous
 
 
 class LambdaContext:
@@ -287,10 +347,19 @@ def run_handler(function: Any, event: Any, state: Any) -> tuple[str, bool, str]:
             code_dir = _code_dir(function, state)
             paths = [code_dir, *_layer_paths(function, state)]
             env = _function_environment(function, state, code_dir, log_stream)
-            with _applied(env, paths), _module_scope(paths), faults.handler_scope():
+            with (
+                _applied(env, paths),
+                _module_scope(paths),
+                faults.handler_scope(),
+                _captured_output() as printed,
+            ):
                 context = LambdaContext(function, request_id, log_stream)
-                handler = _load_handler(function, code_dir, dict(function.environment_vars or {}))
-                result = handler(event, context)
+                try:
+                    handler = _load_handler(function, code_dir, dict(function.environment_vars or {}))
+                    printed.adopt_loggers()  # the ones the handler's import just created
+                    result = handler(event, context)
+                finally:
+                    logs.extend("".join(printed.lines).splitlines())
             try:
                 payload = json.dumps(result)
             except (TypeError, ValueError) as error:
@@ -315,6 +384,48 @@ def run_handler(function: Any, event: Any, state: Any) -> tuple[str, bool, str]:
     return payload, errored, "\n".join(logs)
 
 
+def embedded_metrics(line: str) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, MetricDatum) pairs of one embedded-metric-format log line; [] for any other line.
+
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+    """
+    if not line.startswith("{") or '"_aws"' not in line:
+        return []
+    try:
+        record = json.loads(line)
+        directives = record["_aws"]["CloudWatchMetrics"]
+        stamp = record["_aws"]["Timestamp"] / 1000
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return []
+    data = []
+    for directive in directives:
+        for dimension_set in directive.get("Dimensions") or [[]]:
+            dimensions = [{"Name": name, "Value": str(record.get(name, ""))} for name in dimension_set]
+            for metric in directive.get("Metrics", []):
+                values = record.get(metric["Name"])
+                for value in values if isinstance(values, list) else [values]:
+                    if isinstance(value, int | float):
+                        datum = {
+                            "MetricName": metric["Name"],
+                            "Dimensions": dimensions,
+                            "Value": float(value),
+                            # naive UTC, as moto stores what PutMetricData receives
+                            "Timestamp": datetime.fromtimestamp(stamp, tz=UTC).replace(tzinfo=None),
+                            "Unit": metric.get("Unit", "None"),
+                        }
+                        data.append((directive["Namespace"], datum))
+    return data
+
+
+def put_embedded_metrics(account_id: str, region: str, logs: str) -> None:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    for line in logs.splitlines():
+        for namespace, datum in embedded_metrics(line):
+            backend.put_metric_data(namespace, [datum])
+
+
 def install(state: Any) -> None:
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -325,6 +436,7 @@ def install(state: Any) -> None:
         self.logs_backend.ensure_log_group(self.logs_group_name)
         payload, errored, logs = run_handler(self, {} if event is None else event, state)
         self.save_logs(logs)
+        put_embedded_metrics(self.account_id, self.region, logs)
         return payload, errored, logs
 
     _patching.replace(LambdaFunction, "_invoke_lambda", _invoke_lambda)

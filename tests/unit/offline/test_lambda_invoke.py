@@ -161,3 +161,69 @@ def test_patched_moto_method_keeps_its_shape() -> None:
     params = list(inspect.signature(LambdaFunction._invoke_lambda).parameters)
     assert params == ["self", "event"]
     assert "Layers" not in inspect.getsource(LambdaFunction.create_from_cloudformation_json)
+
+
+LOGGING = """
+import json
+import logging
+import sys
+
+logger = logging.getLogger("svc")
+logger.setLevel(logging.INFO)
+if not logger.handlers:
+    # the way Powertools' Logger marks its handler (it writes JSON lines to stdout)
+    logger.powertools_handler = logging.StreamHandler(sys.stdout)
+    logger.addHandler(logger.powertools_handler)
+
+def handler(event, context):
+    logger.info(json.dumps({"message": "run prepared", "correlation_id": event["run"]}))
+    metric = {"_aws": {"Timestamp": 1796104058906, "CloudWatchMetrics": [{"Namespace": "Offline/Test",
+              "Dimensions": [["service"]], "Metrics": [{"Name": "RunsStarted", "Unit": "Count"}]}]},
+              "service": "pipeline", "RunsStarted": [1.0]}
+    print(json.dumps(metric))
+    if event.get("fail"):
+        raise ValueError("bad input")
+    return {"ok": True}
+"""
+
+
+def _log_lines(function: str) -> list[list[str]]:
+    logs = aws("logs")
+    group = f"/aws/lambda/{function}"
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    return [
+        [
+            e["message"]
+            for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+        ]
+        for s in streams
+    ]
+
+
+def test_what_the_handler_prints_and_logs_goes_to_its_log_stream_and_emf_to_metrics(
+    offline_state: OfflineState,
+) -> None:
+    create_function("logging", {"app.py": LOGGING})
+
+    assert invoke("logging", {"run": "iris-1"})[1] is None
+    assert invoke("logging", {"run": "iris-2", "fail": True})[1] is not None
+
+    by_run = {next(line for line in lines if "iris-" in line): lines for lines in _log_lines("logging")}
+    [first] = [lines for key, lines in by_run.items() if "iris-1" in key]
+    assert first[0].startswith("START RequestId: ") and first[-1].startswith("END RequestId: ")
+    assert json.loads(first[1]) == {"message": "run prepared", "correlation_id": "iris-1"}
+    assert json.loads(first[2])["RunsStarted"] == [1.0]
+    # the second invocation (module already imported): its own lines, then Lambda's error report
+    [second] = [lines for key, lines in by_run.items() if "iris-2" in key]
+    assert json.loads(second[1])["correlation_id"] == "iris-2"
+    assert any(line == "[ERROR] ValueError: bad input" for line in second)
+    points = aws("cloudwatch").get_metric_statistics(
+        Namespace="Offline/Test",
+        MetricName="RunsStarted",
+        Dimensions=[{"Name": "service", "Value": "pipeline"}],
+        StartTime=1796104000,
+        EndTime=1796104100,
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(p["Sum"] for p in points) == 2.0

@@ -245,3 +245,45 @@ def test_an_event_eventbridge_refuses_is_an_error_not_a_silent_loss():
                 events=events,
             )
         events_stub.assert_no_pending_responses()
+
+
+def test_a_failure_notification_names_the_logs_command_and_the_console_pages(stack, lambda_context):
+    topic_queue = stack.subscribe_queue()
+    stack.capture_events(report.EVENT_SOURCE)
+    event = load_event("notify_failed.json")
+    execution = (
+        "arn:aws:states:us-east-1:123456789012:execution:sagemaker-mlops-pipeline:iris-0f1e2d3c4b5a6978"
+    )
+    event["executionArn"] = execution
+
+    notify.lambda_handler(event, lambda_context)
+
+    [envelope] = stack.messages(topic_queue)
+    message = json.loads(envelope["Message"])
+    assert message["logsCommand"] == (
+        "mlops --stack sagemaker-mlops --region us-east-1 logs iris-0f1e2d3c4b5a6978 --step TrainModel"
+    )
+    links = message["consoleLinks"]
+    assert links["execution"].endswith(f"#/v2/executions/details/{execution}")
+    job = "sagemaker-mlops-iris-1a2b3c4d-train-9f8e"
+    assert (
+        links["jobPage"]
+        == f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{job}"
+    )
+    assert links["jobLogStreams"] == (
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:log-groups/log-group/"
+        f"$252Faws$252Fsagemaker$252FTrainingJobs$3FlogStreamNameFilter$3D{job}"
+    )
+
+
+def test_a_lambda_step_failure_links_the_execution_only():
+    state = {"runId": "r-1", "failedStep": "PrepareRun", "error": {"Error": "X", "Cause": "{}"}}
+    hints = report.where_to_look(
+        state,
+        "PrepareRun",
+        stack_name="s",
+        region="eu-west-1",
+        execution_arn="arn:aws:states:eu-west-1:1:execution:m:r-1",
+    )
+    assert hints["logsCommand"] == "mlops --stack s --region eu-west-1 logs r-1 --step PrepareRun"
+    assert list(hints["consoleLinks"]) == ["execution"]

@@ -183,3 +183,56 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         # The evaluation report (report.html, self-contained), once the evaluation job has written it.
         "report": (run.get("paths") or {}).get("report") if _evaluated(state) else None,
     }
+
+
+# ---------------------------------------------------------------- where to look next (failure notifications)
+
+_JOB_PAGES = {"training": "jobs", "processing": "processing-jobs"}
+_JOB_LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
+
+
+def failed_job(state: dict[str, Any], step: str) -> tuple[str, str] | None:
+    """(kind, job name) of the SageMaker job a failed step ran: from the caught cause or the step's result."""
+    candidates: list[Any] = []
+    caught = state.get("error")
+    if isinstance(caught, dict):
+        candidates.append(_maybe_json(caught.get("Cause")))
+    candidates.append(state.get(STEP_RESULTS.get(step, "")))
+    for describe in candidates:
+        if isinstance(describe, dict):
+            if describe.get("TrainingJobName"):
+                return "training", str(describe["TrainingJobName"])
+            if describe.get("ProcessingJobName"):
+                return "processing", str(describe["ProcessingJobName"])
+    return None
+
+
+def _console_fragment(text: str) -> str:
+    """The CloudWatch console's own escaping in its #logsV2 fragment: URL-encoded twice, '%' written '$'."""
+    from urllib.parse import quote  # noqa: PLC0415 - failure path only
+
+    return quote(quote(text, safe=""), safe="").replace("%", "$")
+
+
+def where_to_look(
+    state: dict[str, Any], step: str, *, stack_name: str, region: str, execution_arn: str | None
+) -> dict[str, Any]:
+    """The `mlops logs` command and the console pages (execution, job, job log streams) of a failed run."""
+    run_id = (state.get("run") or {}).get("runId") or state.get("runId") or "<run>"
+    command = f"mlops --stack {stack_name} --region {region} logs {run_id}"
+    if step and step != "Unknown":
+        command += f" --step {step}"
+    console = f"https://{region}.console.aws.amazon.com"
+    links: dict[str, str] = {}
+    if execution_arn:
+        links["execution"] = f"{console}/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    job = failed_job(state, step)
+    if job:
+        kind, name = job
+        links["jobPage"] = f"{console}/sagemaker/home?region={region}#/{_JOB_PAGES[kind]}/{name}"
+        group = _console_fragment(_JOB_LOG_GROUPS[kind])
+        links["jobLogStreams"] = (
+            f"{console}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{group}"
+            f"$3FlogStreamNameFilter$3D{_console_fragment(name)}"
+        )
+    return {"logsCommand": command, "consoleLinks": links}
