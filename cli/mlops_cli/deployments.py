@@ -133,61 +133,44 @@ def restore(aws: Aws, endpoint: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- redrive
 
-
-def dead_letter_queue(aws: Aws) -> str:
-    """The trigger's dead-letter queue URL (the stack output whose name ends in DeadLetterQueue...)."""
-    for key, value in sorted(aws.outputs.items()):
-        if "DeadLetterQueue" in key and value.startswith(("https://", "http://")):
-            return value
-    for key, value in sorted(aws.outputs.items()):
-        if "DeadLetterQueue" in key and value.startswith("arn:aws:sqs:"):
-            account, name = value.split(":")[4:6]
-            return aws.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-    raise CliError(
-        f"stack {aws.target.stack} has no dead-letter queue output (…DeadLetterQueue): update the stack to a "
-        "version whose trigger has one"
-    )
+DEAD_LETTER_OUTPUT = "TriggerDeadLetterQueueUrl"
+REDRIVE_OUTPUT = "RedriveFunctionName"
 
 
-def redrive(aws: Aws, dry_run: bool) -> dict[str, Any]:
-    """Hand every dead-lettered trigger event to the run starter again; delete each one it accepted."""
-    queue = dead_letter_queue(aws)
-    sqs = aws.client("sqs")
-    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
-    waiting = int(attributes["Attributes"].get("ApproximateNumberOfMessages", 0))
+def redrive(aws: Aws, dry_run: bool, max_messages: int) -> dict[str, Any]:
+    """Replay the trigger's dead-letter queue through the stack's redrive function (it hands each event to
+    StartRun or ApprovalListener again and deletes what they accepted); --dry-run only counts."""
+    queue = aws.outputs.get(DEAD_LETTER_OUTPUT)
+    function = aws.outputs.get(REDRIVE_OUTPUT)
+    if not queue or not function:
+        raise CliError(
+            f"stack {aws.target.stack} has no trigger dead-letter queue ({DEAD_LETTER_OUTPUT} and "
+            f"{REDRIVE_OUTPUT} outputs): update the stack to a version that has one"
+        )
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     result: dict[str, Any] = {
         "queueUrl": queue,
-        "waiting": waiting,
-        "redriven": 0,
-        "failed": 0,
+        "waiting": int(attributes.get("ApproximateNumberOfMessages", 0)),
+        "inFlight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
         "dryRun": dry_run,
+        "function": function,
+        "replayed": 0,
+        "failed": [],
+        "unknown": [],
+        "results": [],
     }
-    if dry_run or waiting == 0:
+    if dry_run or result["waiting"] == 0:
         return result
-    function = _starter_function(aws)
-    results: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-            "Messages", []
-        )
-        if not messages:
-            break
-        for message in messages:
-            response = aws.client("lambda").invoke(FunctionName=function, Payload=message["Body"].encode())
-            answer = json.loads(response["Payload"].read() or b"null")
-            if response.get("FunctionError"):
-                result["failed"] += 1
-                results.append({"messageId": message["MessageId"], "error": answer})
-                continue  # left in the queue; it comes back after its visibility timeout
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-            result["redriven"] += 1
-            results.append({"messageId": message["MessageId"], "result": answer})
-    result["results"] = results
+    response = aws.client("lambda").invoke(
+        FunctionName=function, Payload=json.dumps({"max_messages": max_messages}).encode()
+    )
+    answer = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        message = answer.get("errorMessage") if isinstance(answer, dict) else answer
+        raise CliError(f"the redrive function {function} failed: {message}")
+    if isinstance(answer, dict):
+        result.update({k: answer[k] for k in ("replayed", "failed", "unknown", "results") if k in answer})
     return result
-
-
-def _starter_function(aws: Aws) -> str:
-    for logical_id, name in aws.physical_ids("AWS::Lambda::Function").items():
-        if logical_id.startswith("StartRun"):
-            return name
-    raise CliError(f"stack {aws.target.stack} has no StartRun function to hand the events to")

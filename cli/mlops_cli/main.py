@@ -307,13 +307,14 @@ def savings(state: State, since: str) -> None:
 
 
 @cli.command()
-@click.option("--dry-run", is_flag=True, help="Only show what is in the dead-letter queue.")
+@click.option("--dry-run", is_flag=True, help="Only count what is in the dead-letter queue.")
+@click.option("--max", "max_messages", default=1000, show_default=True, help="At most this many messages.")
 @pass_state
-def redrive(state: State, dry_run: bool) -> None:
-    """Deliver the trigger's dead-letter events again (uploads whose run did not start)."""
+def redrive(state: State, dry_run: bool, max_messages: int) -> None:
+    """Replay the trigger's dead-letter queue (uploads and approvals whose event was not handled)."""
     from mlops_cli import views
 
-    views.redrive(state.aws, state.out, dry_run)
+    views.redrive(state.aws, state.out, dry_run, max_messages)
 
 
 # ---------------------------------------------------------------- entry point

@@ -450,11 +450,27 @@ def savings(aws: Aws, out: Printer, since: timedelta) -> None:
     costs.print_savings(out, report, now)
 
 
-def redrive(aws: Aws, out: Printer, dry_run: bool) -> None:
+def redrive(aws: Aws, out: Printer, dry_run: bool, max_messages: int) -> None:
     from mlops_cli import deployments
 
-    result = deployments.redrive(aws, dry_run)
+    result = deployments.redrive(aws, dry_run, max_messages)
     if out.json:
         out.data(result)
         return
-    out.pairs(sorted(result.items()), title="Redrive of the trigger's dead-letter queue")
+    out.pairs(
+        [
+            ("queue", result["queueUrl"]),
+            ("waiting", result["waiting"]),
+            ("in flight", result["inFlight"]),
+            ("replayed", None if dry_run else result["replayed"]),
+        ],
+        title="Trigger dead-letter queue" + (" (dry run)" if dry_run else ""),
+    )
+    rows = [
+        [item.get("messageId"), "failed", item.get("function"), item.get("error")]
+        for item in result["failed"]
+    ]
+    rows += [[item.get("messageId"), "unknown", "-", item.get("reason")] for item in result["unknown"]]
+    if rows:
+        out.line()
+        out.table(("message", "outcome", "function", "why"), rows, title="Left in the queue")

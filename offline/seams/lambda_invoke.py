@@ -56,16 +56,20 @@ _modules: dict[str, ModuleType] = {}
 # while a function using that dir runs, so two functions (or layers) may each have their own `mlops_common`.
 _owned: dict[str, dict[str, ModuleType]] = {}
 _extract_lock = threading.Lock()
+# Where handlers' output goes on to: stdout as it was when the seam was installed (the demo's log file, the
+# server's log, the test session), not whatever stdout is when a handler runs (in-process, a synchronous
+# invoke runs the handler in the caller's thread, whose stdout is the caller's own output).
+_console: Any = None
 
 
 class _InvocationOutput(io.TextIOBase):
-    """Stands in for stdout while one handler runs: the writes of the handler's thread are kept for the
-    invocation's CloudWatch log; every write, from any thread, goes on to the stdout it replaced."""
+    """Stands in for stdout while one handler runs. The handler's thread writes to the invocation's CloudWatch
+    log and on to the emulator's console; any other thread's writes go to the stdout this replaced (stdout is
+    process-wide, and a caller's thread may be printing its own output meanwhile)."""
 
-    def __init__(self, passed_to: Any) -> None:
-        while isinstance(passed_to, _InvocationOutput):  # a stale stand-in left by another thread's swap
-            passed_to = passed_to.passed_to
-        self.passed_to = passed_to if passed_to is not None else sys.__stdout__
+    def __init__(self, replaced: Any, console: Any) -> None:
+        self.replaced = _unwrapped(replaced)
+        self.console = _unwrapped(console)
         self.thread = threading.get_ident()
         self.lines: list[str] = []
         self.active = True
@@ -74,14 +78,19 @@ class _InvocationOutput(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def _mine(self) -> bool:
+        return self.active and threading.get_ident() == self.thread
+
     def write(self, text: str) -> int:
-        self.passed_to.write(text)
-        if self.active and threading.get_ident() == self.thread:
+        if self._mine():
             self.lines.append(text)
+            self.console.write(text)
+        else:
+            self.replaced.write(text)
         return len(text)
 
     def flush(self) -> None:
-        self.passed_to.flush()
+        (self.console if self._mine() else self.replaced).flush()
 
     def adopt_loggers(self) -> None:
         """Point every Powertools logger here for this invocation (each keeps the stream it saw at import:
@@ -98,10 +107,17 @@ class _InvocationOutput(io.TextIOBase):
         self._adopted.clear()
 
 
+def _unwrapped(stream: Any) -> Any:
+    """The real stream behind stand-ins left in place by threads that swapped stdout in between."""
+    while isinstance(stream, _InvocationOutput):
+        stream = stream.replaced
+    return stream if stream is not None else sys.__stdout__
+
+
 @contextmanager
 def _captured_output() -> Iterator[_InvocationOutput]:
     """What the handler prints (print(), Powertools' Logger) while it runs, as Lambda sends it to its log."""
-    output = _InvocationOutput(sys.stdout)
+    output = _InvocationOutput(sys.stdout, _console or sys.stdout)
     output.adopt_loggers()
     previous, sys.stdout = sys.stdout, output
     try:
@@ -427,6 +443,8 @@ def put_embedded_metrics(account_id: str, region: str, logs: str) -> None:
 
 
 def install(state: Any) -> None:
+    global _console  # noqa: PLW0603 - the process's stdout at install time, for every invocation
+    _console = sys.stdout
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -468,5 +486,7 @@ def install(state: Any) -> None:
 
 
 def uninstall() -> None:
+    global _console  # noqa: PLW0603
+    _console = None
     _modules.clear()
     _owned.clear()

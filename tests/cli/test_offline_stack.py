@@ -533,6 +533,7 @@ def test_images_in_both_modes() -> None:
         (("--stack", "no-such-stack", "status"), "stack no-such-stack not found in region us-east-1"),
         (("rollback", "no-such-dataset"), "no model packages for dataset 'no-such-dataset'"),
         (("savings", "--since", "a week"), "--since 'a week': give a number and a unit"),
+        (("redrive", "--dry-run"), "has no trigger dead-letter queue (TriggerDeadLetterQueueUrl"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(args: tuple[str, ...], expected: str) -> None:
