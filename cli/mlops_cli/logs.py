@@ -184,6 +184,8 @@ def _invocation_lines(
         message = event["message"]
         if message.startswith("START RequestId: "):
             inside = message.split()[2] in requests
+        if message.startswith('{"_aws"'):
+            continue  # embedded metrics: numbers for CloudWatch, not lines for people
         if inside or run_name in message:
             out.append(_line(function, event))
         if message.startswith("END RequestId: "):

@@ -111,7 +111,7 @@ class Printer:
         # Indent by two spaces to sit under the title.
         from rich.padding import Padding
 
-        self.console.print(Padding(table, (0, 0, 0, 2)) if title else table)
+        self.console.print(Padding(table, (0, 0, 0, 2), expand=False) if title else table)
 
     def pairs(self, items: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
         if self.json:

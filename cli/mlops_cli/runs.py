@@ -68,6 +68,7 @@ class Step:
     error: str | None = None
     cause: str | None = None
     open_since: datetime | None = field(default=None, repr=False)  # the current visit's start
+    entered_event: int = field(default=0, repr=False)  # history id of the latest visit's entry
 
     def close(self, stamp: datetime) -> None:
         """End the current visit (at its exit, or at its failure when no exit follows)."""
@@ -259,6 +260,7 @@ def parse_history(  # noqa: PLR0912, PLR0915 - one pass over the history, a bran
                 current.visits += 1
                 current.status = "running"
                 current.open_since = stamp
+                current.entered_event = event["id"]
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
             step = steps.get(name)
@@ -418,14 +420,17 @@ def newest_run(aws: Aws, since: datetime | None = None) -> Run | None:
 class Progress:
     """What `follow` prints: one line per step as it ends (with its duration), once per step."""
 
-    reported: set[tuple[str, str, int]] = field(default_factory=set)
+    reported: set[tuple[str, str]] = field(default_factory=set)
 
     def lines(self, label: str, run: Run) -> list[tuple[str, str, Step]]:
+        """Steps that ended and that the run has moved past (a polling loop's step is reported once, with
+        its visits and total time, when the next step starts), or every ended step once the run is over."""
         out = []
+        latest = max(run.steps, key=lambda s: s.entered_event, default=None)
         for step in run.steps:
-            if step.status == "running":
+            if step.status == "running" or (step is latest and run.status not in TERMINAL):
                 continue
-            key = (run.arn, step.name, step.visits)
+            key = (run.arn, step.name)
             if key in self.reported:
                 continue
             self.reported.add(key)

@@ -213,3 +213,26 @@ def test_outcome_of_a_succeeded_run_is_the_notifications() -> None:
     run = runs.Run("r", "arn", "SUCCEEDED", T0, T0, {}, output, [runs.Step("RegisterModel")])
     assert run.outcome == "pending_approval"
     assert run.to_json()["modelPackageArn"] == "arn:p/1"
+
+
+def test_follow_reports_a_polling_step_once_when_the_run_moves_past_it() -> None:
+    loop = [
+        _event(1, "TaskStateEntered", 0, stateEnteredEventDetails={"name": "DescribeEndpoint"}),
+        _event(2, "TaskStateExited", 1, stateExitedEventDetails={"name": "DescribeEndpoint"}),
+        _event(3, "WaitStateEntered", 1, stateEnteredEventDetails={"name": "WaitForEndpoint"}),
+        _event(4, "TaskStateEntered", 5, stateEnteredEventDetails={"name": "DescribeEndpoint"}),
+        _event(5, "TaskStateExited", 7, stateExitedEventDetails={"name": "DescribeEndpoint"}),
+    ]
+    progress = runs.Progress()
+
+    def seen(events: list[dict[str, Any]], status: str = "RUNNING") -> list[tuple[str, int, float]]:
+        steps, _, _ = runs.parse_history(events)
+        run = runs.Run("d", "arn:d", status, T0, None, {}, None, steps)
+        return [(step.name, step.visits, step.seconds) for _, _, step in progress.lines("deploy", run)]
+
+    assert seen(loop[:3]) == []  # waiting between two checks: not over yet
+    assert seen(loop) == []
+    smoke = _event(6, "TaskStateEntered", 7, stateEnteredEventDetails={"name": "SmokeTest"})
+    assert seen([*loop, smoke]) == [("DescribeEndpoint", 2, 3.0)]
+    done = _event(7, "TaskStateExited", 8, stateExitedEventDetails={"name": "SmokeTest"})
+    assert seen([*loop, smoke, done], "SUCCEEDED") == [("SmokeTest", 1, 1.0)]
