@@ -40,6 +40,7 @@ def test_first_model_passes_a_threshold_and_is_registered_approved(stack, prepar
     assert statistics["S3Uri"] == prepared_run["paths"]["evaluation"] + "evaluation.json"
     properties = package["CustomerMetadataProperties"]
     assert properties["run-id"] == prepared_run["runId"] and properties["metric:accuracy"] == "0.93"
+    assert properties["report-uri"] == prepared_run["paths"]["report"]
     assert (
         properties["approval-mode"] == "auto"
         and properties["endpoint-name"] == prepared_run["names"]["endpoint"]

@@ -52,6 +52,7 @@ def test_a_success_carries_metrics_package_and_endpoint(stack, prepared_run, lam
             "ProcessingStartTime": "2026-11-22T16:00:00Z",
             "ProcessingEndTime": "2026-11-22T16:01:30Z",
         },
+        "evaluate": {"ProcessingJobStatus": "Completed"},
     }
 
     notify.lambda_handler({"outcome": "succeeded", "state": state}, lambda_context)
@@ -63,6 +64,11 @@ def test_a_success_carries_metrics_package_and_endpoint(stack, prepared_run, lam
         and message["endpointName"] == prepared_run["names"]["endpoint"]
     )
     assert event["detail-type"] == "Pipeline Run Succeeded"
+    # The evaluation report (self-contained HTML) is named in the notification and the event.
+    assert message["report"] == event["detail"]["report"] == prepared_run["paths"]["report"]
+    assert message["report"].endswith("/evaluation/report/report.html")
+    assert report.summary({**state, "evaluate": {"ProcessingJobStatus": "Failed"}})["report"] is None
+    del state["evaluate"]
     assert report.step_durations(state) == {"ProcessData": 90.0, "TrainModel": 42.0}
     # .sync outputs carry epoch milliseconds
     state["evaluate"] = {"ProcessingStartTime": 1795364671000, "ProcessingEndTime": 1795364676500}

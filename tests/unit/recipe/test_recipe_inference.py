@@ -83,7 +83,7 @@ def test_json_lists_and_objects_return_labels_with_probabilities(served: tuple[M
 
 def test_missing_and_unseen_values_go_through_the_fitted_pipeline(served: tuple[ModuleType, Any]) -> None:
     # The pipeline imputes the missing number and ignores the unseen category; nothing is refused.
-    bodies = ["6.0,2.9,4.5,,purple", "6.0,2.9,4.5,,", '{"instances": [{"sepal length (cm)": 6.0}]}']
+    bodies = ["6.0,2.9,4.5,,purple", "6.0,2.9,4.5,,", ",,,,", '{"instances": [{"sepal length (cm)": 6.0}]}']
     for body in bodies:
         content_type = "application/json" if body.startswith("{") else "text/csv"
         [answer] = json.loads(invoke(served, body, content_type, "*/*")[0])["predictions"]

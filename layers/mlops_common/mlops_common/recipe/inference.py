@@ -90,7 +90,8 @@ def input_fn(body: Any, content_type: str) -> Any:
 
 
 def _csv_rows(text: str) -> list[list[str]]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    # Blank lines are skipped; a line of empty fields (",,") is a row whose values are all missing.
+    rows = [row for row in csv.reader(io.StringIO(text)) if len(row) > 1 or (row and row[0].strip())]
     if not rows:
         raise rp.RequestError(
             "empty text/csv body: send one row of feature values per line, without the target"
