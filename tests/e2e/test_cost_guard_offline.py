@@ -62,7 +62,8 @@ def old_idle_endpoint(aws: EmbeddedAws, name: str) -> None:
         time.sleep(0.1)
     fake = backend().endpoints[name]
     fake.endpoint_status = "InService"
-    fake.creation_time = fake.last_modified_time = datetime.now(UTC) - timedelta(days=3)
+    # Naive UTC, as moto stores it: an aware value breaks ListEndpoints' sort once other endpoints exist.
+    fake.creation_time = fake.last_modified_time = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=3)
 
 
 def test_the_endpoint_schedule_fires_on_demand_and_restore_undoes_it(aws: EmbeddedAws) -> None:

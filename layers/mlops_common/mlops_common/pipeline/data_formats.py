@@ -26,7 +26,8 @@ CONTENT_TYPES: dict[str, str] = {
     "protobuf": "application/x-recordio-protobuf",
     "tfrecord": "application/x-tfrecord",
 }
-# Recognised, but only trainable with a recipe named in pipeline.json.
+# Not tabular. Images and .txt documents in class folders train with the default recipe (prepare.py);
+# RecordIO, protobuf and TFRecord only with a recipe named in pipeline.json.
 OTHER_FORMATS: dict[str, str] = {
     **dict.fromkeys([".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"], "image"),
     **dict.fromkeys([".rec", ".recordio", ".idx", ".lst"], "recordio"),
@@ -81,8 +82,9 @@ class DataFormatError(ValueError):
 def detect_format(keys: list[str], text_sample: str | None = None) -> DetectedFormat:
     """One format for the data files of a dataset (control files already removed).
 
-    Mixed tabular formats are refused; any non-tabular file makes the dataset non-tabular (it then needs a
-    recipe in pipeline.json). A '.txt' dataset whose sample parses as LibSVM is LibSVM.
+    Mixed tabular formats are refused; any non-tabular file makes the dataset non-tabular (images and text
+    train by default, the rest needs a recipe in pipeline.json). A '.txt' dataset whose sample parses as
+    LibSVM is LibSVM.
     """
     if not keys:
         raise DataFormatError("the dataset has no data files")
