@@ -133,7 +133,8 @@ class EmbeddedAws:
 
     @property
     def faults(self) -> Any:
-        """The seams' fault table: `fail_api(...)`, `force_job_outcome(...)`."""
+        """The seams' fault table: `fail_api(...)`, `force_job_outcome(...)`,
+        `force_endpoint_update_outcome(...)`."""
         return self.state.faults
 
     @property

@@ -50,7 +50,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if outcome == "failed":
             metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
             _send(f"Run failed at {message['step']}: {message['dataset']}", message, report.FAILED)
-        elif state.get("source") == "approval":  # a pipeline-started deployment is reported by its run
+        elif state.get("source") in (
+            "approval",
+            "rollback",
+        ):  # a pipeline-started deployment is reported by its run
             message["modelPackageArn"] = state.get("modelPackageArn")
             _send(f"Deployment failed: {state.get('modelPackageArn')}", message, report.DEPLOY_FAILED)
         logger.error("failure notified", extra=message)
@@ -63,6 +66,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         _send(f"Deployed: {deployment.get('endpointName')}", message, report.DEPLOYED)
     else:
         metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
+        if outcome == "superseded":
+            deployed = (state.get("deployment") or {}).get("output") or {}
+            message.update(
+                {"reason": deployed.get("reason"), "servingPackageArn": deployed.get("championPackageArn")}
+            )
         if outcome == "pending_approval":
             message["nextStep"] = (
                 "approve to deploy: aws sagemaker update-model-package --model-approval-status Approved "

@@ -1,8 +1,9 @@
-"""Plan a deployment of an Approved model package: create or update, rollout, alarms, wait budget."""
+"""Take the endpoint's rollout lease, gate again against the serving model, plan create or update."""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -14,16 +15,23 @@ from mlops_common.pipeline import deploy
 logger = Logger(service="deploy-prepare")
 
 
-@logger.inject_lambda_context(correlation_id_path="modelPackageArn")
+@logger.inject_lambda_context(correlation_id_path="input.modelPackageArn")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not event.get("modelPackageArn"):
-        raise deploy.PackageNotDeployableError('input must be {"modelPackageArn": "arn:aws:sagemaker:..."}')
-    plan = deploy.plan(
+    """event: {"input": <the deploy workflow's input>, "executionArn": <this deploy execution>}"""
+    request = deploy.DeployRequest.from_input(event.get("input"))
+    plan = deploy.prepare(
         client("sagemaker"),
         client("cloudwatch"),
-        event["modelPackageArn"],
-        os.environ["STACK_NAME"],
-        event.get("source", "pipeline"),
+        client("dynamodb"),
+        client("stepfunctions"),
+        request,
+        stack_name=os.environ["STACK_NAME"],
+        lease_table=os.environ["COORDINATION_TABLE"],
+        execution_arn=event.get("executionArn") or "",
+        now=int(time.time()),
     )
-    logger.info("deployment planned", extra={k: plan[k] for k in ("endpointName", "action", "serverless")})
+    logger.info(
+        "deployment prepared",
+        extra={k: plan.get(k) for k in ("endpointName", "status", "action", "heldBy", "reason")},
+    )
     return plan

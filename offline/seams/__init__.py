@@ -34,6 +34,7 @@ SEAM_MODULES = (
     "offline.seams.endpoints",
     "offline.seams.event_targets",
     "offline.seams.sagemaker_events",
+    "offline.seams.sagemaker_requests",
 )
 
 _lock = threading.RLock()

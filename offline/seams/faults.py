@@ -28,6 +28,7 @@ INTERPRETER_ACCESS_KEY = "ak"
 
 _JOB_KINDS = ("training", "processing", "transform")
 _JOB_STATUSES = ("Failed", "Stopped")
+_ENDPOINT_STATUSES = ("UpdateRollbackFailed", "Failed", "OutOfService", "RollingBack")
 _SERVER_ERRORS = {"InternalFailure": 500, "InternalServerError": 500, "ServiceUnavailable": 503}
 
 
@@ -54,6 +55,13 @@ class JobOutcome:
 
 
 @dataclass
+class EndpointOutcome:
+    status: str
+    reason: str
+    remaining: int
+
+
+@dataclass
 class FiredFault:
     service: str
     operation: str
@@ -66,6 +74,7 @@ class FaultTable:
 
     api_faults: list[ApiFault] = field(default_factory=list)
     job_outcomes: list[JobOutcome] = field(default_factory=list)
+    endpoint_outcomes: list[EndpointOutcome] = field(default_factory=list)
     fired: list[FiredFault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -110,10 +119,31 @@ class FaultTable:
         with self.lock:
             self.job_outcomes.append(JobOutcome(kind=kind, status=status, reason=reason, remaining=times))
 
+    def force_endpoint_update_outcome(self, status: str, reason: str, times: int = 1) -> None:
+        """The next `times` UpdateEndpoint calls end with the endpoint in `status` (e.g. UpdateRollbackFailed,
+        Failed, OutOfService, RollingBack) and `reason` as FailureReason, instead of InService on the new
+        config; the old fleet keeps serving."""
+        if status not in _ENDPOINT_STATUSES:
+            raise ValueError(f"status must be one of {_ENDPOINT_STATUSES}, got {status!r}")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        with self.lock:
+            self.endpoint_outcomes.append(EndpointOutcome(status=status, reason=reason, remaining=times))
+
+    def take_endpoint_outcome(self) -> EndpointOutcome | None:
+        with self.lock:
+            for outcome in self.endpoint_outcomes:
+                outcome.remaining -= 1
+                if outcome.remaining == 0:
+                    self.endpoint_outcomes.remove(outcome)
+                return outcome
+        return None
+
     def clear(self) -> None:
         with self.lock:
             self.api_faults.clear()
             self.job_outcomes.clear()
+            self.endpoint_outcomes.clear()
             self.fired.clear()
 
     def take_api_fault(self, service_names: set[str], operation: str) -> ApiFault | None:

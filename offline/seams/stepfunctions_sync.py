@@ -7,12 +7,15 @@ Gaps filled (moto 5.2.5, ASL interpreter on):
   Describe output, as AWS does; a Failed or Stopped job fails the task with States.TaskFailed and the Describe
   output as Cause. Request-response sagemaker tasks (createModel, createEndpointConfig, createEndpoint,
   updateEndpoint, ...) call moto's SageMaker (and so the job and endpoint seams). API errors are named like
-  AWS's optimised integration: `SageMaker.AmazonSageMakerException` (Cause carries the error code and
-  message). Timestamps in outputs are epoch milliseconds, as in AWS's Describe*Job outputs.
+  AWS's optimised integration: `SageMaker.AmazonSageMakerException` for errors the service model does not
+  declare (validation, throttling, internal errors: the Cause carries the error code and message), the
+  modelled ones by name (`SageMaker.ResourceLimitExceededException`, `SageMaker.ResourceInUseException`, ...).
+  Timestamps in outputs are epoch milliseconds, as in AWS's Describe*Job outputs.
 - Wait states sleep for real: they sleep at most `OfflineState.max_wait_seconds` (the ASL is unchanged); so do
   Retry intervals and the interpreter's 0.5 s poll of `.sync` / `.sync:2` tasks (nested executions).
-- `aws-sdk:sagemaker:*` errors are named `sagemaker.sagemakerException`: here `SageMaker.<ErrorCode>Exception`
-  (e.g. `SageMaker.ResourceNotFoundException`), the AWS form.
+- `aws-sdk:sagemaker:*` errors are named `sagemaker.sagemakerException`: here the AWS form,
+  `SageMaker.<ModelledError>Exception` (e.g. `SageMaker.ResourceNotFoundException`) or, for errors the service
+  model does not declare (ValidationException, ThrottlingException), `SageMaker.SageMakerException`.
 
 moto internals touched: `...state_task.state_task_factory.state_task_service_for` (wrapped for "sagemaker");
 `...state_task.service.state_task_service_callback.StateTaskServiceCallback` (subclassed) and its module
@@ -58,6 +61,24 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     return value
+
+
+def optimized_error_name(error: Exception) -> str:
+    """The optimized integration's error name: modelled SageMaker errors by name (e.g.
+    `SageMaker.ResourceLimitExceededException`), everything else (validation, throttling, internal errors)
+    `SageMaker.AmazonSageMakerException`, telling them apart only in the Cause's error code."""
+    name = type(error).__name__
+    if name == "ClientError":
+        return "SageMaker.AmazonSageMakerException"
+    return f"SageMaker.{name}" if name.endswith("Exception") else f"SageMaker.{name}Exception"
+
+
+def aws_sdk_error_name(service: str, error: Exception) -> str:
+    """`aws-sdk:` tasks: `<Service>.<ModelledError>Exception`, or `<Service>.<Service>Exception` for an error
+    the service model does not declare (for SageMaker: ValidationException, ThrottlingException, ...)."""
+    name = type(error).__name__
+    name = service if name == "ClientError" else name
+    return f"{service}.{name}" if name.endswith("Exception") else f"{service}.{name}Exception"
 
 
 def _make_service_class(job_waiter: Callable[[str, float], None]) -> type:
@@ -157,7 +178,7 @@ def _make_service_class(job_waiter: Callable[[str, float], None]) -> type:
                     f"{meta.get('HTTPStatusCode', 400)}; Error Code: {error.get('Code', 'Unknown')}; "
                     f"Request ID: {meta.get('RequestId', '')}; Proxy: null)"
                 )
-                return self._failure(env, "SageMaker.AmazonSageMakerException", cause)
+                return self._failure(env, optimized_error_name(ex), cause)
             return super()._from_error(env=env, ex=ex)
 
     return StateTaskServiceSageMaker
@@ -256,9 +277,7 @@ def install(state: Any) -> None:
     _patching.replace(state_task_service_aws_sdk, "_SERVICE_ERROR_NAMES", names)
 
     def _normalise_exception_name(norm_service_name: str, ex: Exception) -> str:
-        code = getattr(ex, "response", {}).get("Error", {}).get("Code") if hasattr(ex, "response") else None
-        name = f"{norm_service_name}.{code or ex.__class__.__name__}"
-        return name if name.endswith("Exception") else name + "Exception"
+        return aws_sdk_error_name(norm_service_name, ex)
 
     _install_sfn_casing()
 

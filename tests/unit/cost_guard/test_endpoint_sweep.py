@@ -10,7 +10,12 @@ import pytest
 from botocore.stub import Stubber
 from cost_guard_fakes import BUCKET, NOW, Aws, backend, fail_for, with_common
 
-from mlops_common.cost_guard.endpoints import RestoreError, restore_endpoint, sweep_endpoints
+from mlops_common.cost_guard.endpoints import (
+    RestoreError,
+    restore_endpoint,
+    restore_record_key,
+    sweep_endpoints,
+)
 from mlops_common.cost_guard.settings import RESTORE_RECORD_PREFIX
 
 
@@ -274,3 +279,25 @@ def test_async_and_inference_component_endpoints_are_not_swept(aws: Aws, endpoin
     assert outcome(summary, "components")[1].startswith("inference-component endpoint")
     assert {o.action for o in summary.outcomes} == {"skipped"}
     assert aws.endpoint_names() == {"async-queue", "components"}
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"{not json", r"is not JSON \(Expecting property name"),
+        (b'["churn"]', "is a JSON list, not an object"),
+        (b'{"endpoint_name": "other"}', "names endpoint 'other', not 'churn'"),
+        (b'{"endpoint_name": "churn"}', "has no valid endpoint_config_name \\(found None\\)"),
+        (
+            b'{"endpoint_name": "churn", "endpoint_config_name": "churn-config", "tags": [{"Key": 1}]}',
+            "has tags that are not a list of",
+        ),
+    ],
+)
+def test_restore_from_a_malformed_record_names_the_record_and_the_problem(
+    aws: Aws, body: bytes, complaint: str
+) -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key=restore_record_key("churn"), Body=body)
+    with pytest.raises(RestoreError, match=complaint) as raised:
+        restore_endpoint(aws.sagemaker, aws.s3, BUCKET, "churn", NOW)
+    assert f"s3://{BUCKET}/{restore_record_key('churn')}" in str(raised.value)

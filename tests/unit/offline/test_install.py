@@ -23,6 +23,7 @@ def _targets() -> list[tuple[Any, str]]:
     import botocore.client
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.responses import BaseResponse
     from moto.events.models import Rule
     from moto.s3.models import FakeBucket
     from moto.sagemaker.models import SageMakerModelBackend
@@ -69,6 +70,9 @@ def _targets() -> list[tuple[Any, str]]:
         (SageMakerRuntimeResponse, "invoke_endpoint"),
         (SageMakerRuntimeResponse, "use_raw_body"),
         (Rule, "send_to_targets"),
+        (BaseResponse, "call_action"),
+        (SageMakerModelBackend, "add_tags"),
+        (SageMakerModelBackend, "_get_resource_from_arn"),
     ]
 
 

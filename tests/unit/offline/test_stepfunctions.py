@@ -161,7 +161,7 @@ def test_retry_intervals_are_capped_and_aws_sdk_errors_are_named_like_aws(
     described = _run(machine["stateMachineArn"], "sdk")
 
     assert described["status"] == "FAILED"
-    assert described["error"] == "SageMaker.ValidationException"
+    assert described["error"] == "SageMaker.SageMakerException"  # an undeclared error: ValidationException
     assert time.monotonic() - started < 10  # two 60 s+ retry intervals were capped
 
 

@@ -19,6 +19,7 @@ STACK = "sagemaker-mlops"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sagemaker-execution"
+COORDINATION_TABLE = f"{STACK}-coordination"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Stack:
     sqs: Any
     sns: Any
     events: Any
+    dynamodb: Any
 
     def put(self, key: str, body: bytes | str, bucket: str | None = None) -> dict[str, Any]:
         return self.s3.put_object(Bucket=bucket or self.input_bucket, Key=key, Body=body)
@@ -63,6 +65,13 @@ class Stack:
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    from offline.seams.sagemaker_requests import tag_methods
+
+    # Tags as AWS keeps them (replace, and on package versions too): what the offline seams give the stack.
+    for name, method in tag_methods(SageMakerModelBackend._get_resource_from_arn).items():
+        monkeypatch.setattr(SageMakerModelBackend, name, method)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         # The layer caches one client per service: clear it so each test talks to its own emulator.
         aws.client.cache_clear()
@@ -81,7 +90,15 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "NOTIFICATION_TOPIC_ARN": topic_arn,
             "AWS_REGION": REGION,
             "PIPELINE_DEFAULTS": "",
+            "COORDINATION_TABLE": COORDINATION_TABLE,
         }
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=COORDINATION_TABLE,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield Stack(
@@ -95,6 +112,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             sqs=boto3.client("sqs", region_name=REGION),
             sns=sns,
             events=boto3.client("events", region_name=REGION),
+            dynamodb=dynamodb,
         )
         aws.client.cache_clear()
 

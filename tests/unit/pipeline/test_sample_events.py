@@ -19,6 +19,7 @@ EVENT_FILES = {
     "quality_gate": ["quality_gate.json"],
     "register_model": ["register_model.json"],
     "prepare_deployment": ["prepare_deployment.json"],
+    "finish_deployment": ["finish_deployment.json"],
     "smoke_test": ["smoke_test.json"],
     "notify": ["notify_failed.json", "notify_succeeded.json"],
     "approval_listener": ["approval_listener_approved.json"],

@@ -276,6 +276,35 @@ class RestoreResult:
     message: str
 
 
+def parse_restore_record(body: bytes, uri: str, endpoint_name: str) -> dict[str, Any]:
+    """The record's content, or RestoreError naming the record and what is wrong with it."""
+
+    def bad(problem: str) -> RestoreError:
+        return RestoreError(
+            f"restore record {uri} {problem}; it is written by the endpoint sweeper when it deletes an "
+            "endpoint: fix the record or recreate the endpoint by hand (aws sagemaker create-endpoint)"
+        )
+
+    try:
+        record = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise bad(f"is not JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise bad(f"is a JSON {type(record).__name__}, not an object")
+    if record.get("endpoint_name") != endpoint_name:
+        raise bad(f"names endpoint {record.get('endpoint_name')!r}, not {endpoint_name!r}")
+    config_name = record.get("endpoint_config_name")
+    if not isinstance(config_name, str) or not ENDPOINT_NAME.match(config_name):
+        raise bad(f"has no valid endpoint_config_name (found {config_name!r})")
+    tags = record.get("tags", [])
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, dict) and isinstance(tag.get("Key"), str) and isinstance(tag.get("Value"), str)
+        for tag in tags
+    ):
+        raise bad('has tags that are not a list of {"Key": "...", "Value": "..."} strings')
+    return record
+
+
 def restore_endpoint(
     sagemaker: Any, s3: Any, bucket: str, endpoint_name: str, now: datetime
 ) -> RestoreResult:
@@ -287,7 +316,7 @@ def restore_endpoint(
         )
     key = restore_record_key(endpoint_name)
     try:
-        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         # Without s3:ListBucket, S3 answers a missing object with AccessDenied instead of NoSuchKey.
         if error_code(error) in {*S3_MISSING_CODES, "AccessDenied"}:
@@ -297,6 +326,7 @@ def restore_endpoint(
                 f"with aws s3 ls s3://{bucket}/{RESTORE_RECORD_PREFIX}"
             ) from error
         raise
+    record = parse_restore_record(body, f"s3://{bucket}/{key}", endpoint_name)
     config_name = record["endpoint_config_name"]
     try:
         existing = sagemaker.describe_endpoint(EndpointName=endpoint_name)

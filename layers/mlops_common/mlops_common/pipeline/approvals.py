@@ -1,4 +1,11 @@
-"""Deploy manually approved model packages, exactly once per package version."""
+"""Deploy model packages a person approves: once per approval, including an older package approved again
+(rollback by approval).
+
+SageMaker sends "Model Package State Change" for every create and update of a package, with the package as it
+is now (no previous status). So an approval is identified by the package and its LastModifiedTime: a
+redelivered event carries the same pair and starts nothing; approving the same package again later is a new
+update, hence a new deployment. The deploy workflow records outcomes as tags, which send no event.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +16,19 @@ from botocore.exceptions import ClientError
 
 from mlops_common.aws import error_code
 from mlops_common.pipeline import naming
+from mlops_common.pipeline.gate import find_champion
 from mlops_common.pipeline.registry import STACK_PROPERTY
 from mlops_common.pipeline.starter import execution_status
 
 DEPLOY_STARTED = "started"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
-# Deployments of one package version after failed ones (each needs a new approval event).
-MAX_DEPLOY_ATTEMPTS = 20
 
 
-def deploy_execution_name(package_arn: str, group: str, version: int | str) -> str:
-    """Deterministic per package version, so a redelivered event starts nothing. max: 60+2+5+1+12 = 80"""
-    return f"{naming.slug(group, 60)}-v{str(version)[:5]}-{naming.short_hash(package_arn, 12)}"
-
-
-def free_execution_name(sfn: Any, state_machine_arn: str, base: str) -> str | None:
-    """The name for this package version's next deployment, or None when one is running or succeeded.
-
-    Redelivered events find the running or finished deployment; after a failed one (e.g. a Failed endpoint
-    that was deleted since), approving the package again deploys it again as '-r2', '-r3', ... (at most 80).
-    """
-    name = base
-    for attempt in range(2, MAX_DEPLOY_ATTEMPTS + 2):
-        status = execution_status(sfn, state_machine_arn, name)
-        if status is None:
-            return name
-        if status in ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE"):
-            return None
-        suffix = f"-r{attempt}"
-        name = f"{base[: naming.EXECUTION_NAME_MAX - len(suffix)]}{suffix}"
-    return None
+def deploy_execution_name(package_arn: str, group: str, version: int | str, approved_at: str) -> str:
+    """One name per approval of a package version. max: 60 + 2 + 5 + 1 + 12 = 80"""
+    approval = naming.short_hash(f"{package_arn}@{approved_at}", 12)
+    return f"{naming.slug(group, 60)}-v{str(version)[:5]}-{approval}"
 
 
 def _ignore_reason(detail: dict[str, Any], stack_name: str) -> str | None:
@@ -51,31 +40,52 @@ def _ignore_reason(detail: dict[str, Any], stack_name: str) -> str | None:
     return None
 
 
+def _changed_after_creation(detail: dict[str, Any]) -> bool:
+    modified = detail.get("LastModifiedTime")
+    return modified is not None and str(modified) != str(detail.get("CreationTime"))
+
+
+def _package_ignore_reason(
+    sagemaker: Any, detail: dict[str, Any], package: dict[str, Any], stack_name: str
+) -> str | None:
+    properties = package.get("CustomerMetadataProperties", {})
+    if properties.get(STACK_PROPERTY) != stack_name:
+        return f"package registered by stack {properties.get(STACK_PROPERTY)!r}, not {stack_name}"
+    if package.get("ModelApprovalStatus") != "Approved":
+        return f"status is now {package.get('ModelApprovalStatus')}"
+    if properties.get("approval-mode") != "manual" and not _changed_after_creation(detail):
+        # An auto-approved package is created Approved and deployed by its run; a later update is a person's.
+        return "created Approved (auto mode): its run deploys it"
+    endpoint = properties.get("endpoint-name", "")
+    champion = find_champion(sagemaker, endpoint) if endpoint else None
+    if champion is not None and champion.package_arn == package.get("ModelPackageArn"):
+        return f"{endpoint} already serves {champion.package_arn}"
+    return None
+
+
 def handle_approval(
     detail: dict[str, Any], *, sagemaker: Any, sfn: Any, deploy_state_machine_arn: str, stack_name: str
 ) -> dict[str, Any]:
-    """Start the deploy machine for a package approved by a person; auto-approved ones deploy inline."""
+    """Start the deploy workflow for a package a person approved (again)."""
     reason = _ignore_reason(detail, stack_name)
     if reason:
         return {"outcome": IGNORED, "reason": reason}
     arn, group = detail["ModelPackageArn"], detail["ModelPackageGroupName"]
     package = sagemaker.describe_model_package(ModelPackageName=arn)
-    owner = package.get("CustomerMetadataProperties", {}).get(STACK_PROPERTY)
-    if owner != stack_name:
-        return {"outcome": IGNORED, "reason": f"package registered by stack {owner!r}, not {stack_name}"}
-    mode = package.get("CustomerMetadataProperties", {}).get("approval-mode")
-    if mode != "manual" or package.get("ModelApprovalStatus") != "Approved":
-        return {
-            "outcome": IGNORED,
-            "reason": f"approval mode {mode!r}, status {package.get('ModelApprovalStatus')}: only manual "
-            "approvals are deployed here (the pipeline deploys auto-approved packages itself)",
-        }
-    base = deploy_execution_name(
-        arn, group, detail.get("ModelPackageVersion", package.get("ModelPackageVersion"))
+    reason = _package_ignore_reason(sagemaker, detail, package, stack_name)
+    if reason:
+        return {"outcome": IGNORED, "reason": reason}
+    approved_at = str(detail.get("LastModifiedTime") or package.get("LastModifiedTime") or "")
+    name = deploy_execution_name(
+        arn, group, detail.get("ModelPackageVersion", package.get("ModelPackageVersion")), approved_at
     )
-    name = free_execution_name(sfn, deploy_state_machine_arn, base)
-    if name is None:
-        return {"outcome": DUPLICATE, "reason": "deployment already started or done", "executionName": base}
+    # StartExecution with a running execution's name and input returns that execution instead of failing.
+    if execution_status(sfn, deploy_state_machine_arn, name) is not None:
+        return {
+            "outcome": DUPLICATE,
+            "reason": "this approval's deployment already started",
+            "executionName": name,
+        }
     try:
         execution = sfn.start_execution(
             stateMachineArn=deploy_state_machine_arn,
@@ -84,6 +94,10 @@ def handle_approval(
         )
     except ClientError as error:
         if error_code(error) == "ExecutionAlreadyExists":
-            return {"outcome": DUPLICATE, "reason": "deployment already started", "executionName": name}
+            return {
+                "outcome": DUPLICATE,
+                "reason": "this approval's deployment already started",
+                "executionName": name,
+            }
         raise
     return {"outcome": DEPLOY_STARTED, "executionName": name, "executionArn": execution["executionArn"]}

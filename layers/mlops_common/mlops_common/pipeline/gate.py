@@ -136,3 +136,27 @@ def decide(
         champion_package_arn=champion.package_arn if champion else None,
         reason=reason,
     )
+
+
+def package_metric(properties: dict[str, str]) -> tuple[str, float] | None:
+    """(gate metric, value) a registered package recorded, or None (registered without one)."""
+    metric = properties.get("gate-metric")
+    try:
+        return (metric, float(properties[f"{METRIC_PROPERTY_PREFIX}{metric}"])) if metric else None
+    except (KeyError, ValueError):
+        return None
+
+
+def recheck_champion(
+    sagemaker: Any, endpoint_name: str, package_arn: str, properties: dict[str, str]
+) -> GateResult | None:
+    """The gate again, against the champion as it is now (when the rollout begins): another run may have
+    deployed a better model since this one was gated. None when there is nothing to compare."""
+    recorded = package_metric(properties)
+    if recorded is None:
+        return None
+    champion = find_champion(sagemaker, endpoint_name)
+    if champion is None or champion.package_arn == package_arn or recorded[0] not in champion.metrics:
+        return None
+    metric, value = recorded
+    return decide({metric: value}, metric, None, champion)

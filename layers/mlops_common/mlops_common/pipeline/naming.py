@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 SAGEMAKER_NAME_MAX = 63
 EXECUTION_NAME_MAX = 80
@@ -81,6 +82,35 @@ def deploy_prefix(stack_name: str, dataset: str, package_arn: str) -> str:
 def trial_name(stack_name: str, run_id: str) -> str:
     """'<stack>-<run id>': trial names allow 120 characters (max: 43 + 1 + 80 = 124, so hashed past 120)."""
     return slug(f"{stack_name}-{run_id}", 120)
+
+
+# Tag values and CustomerMetadataProperties values: letters, numbers, spaces and _.:/=+-@ (the service model's
+# pattern ([\p{L}\p{Z}\p{N}_.:/=+\-@]*)), at most 256 characters each.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_Tag.html
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModelPackage.html#sagemaker-CreateModelPackage-request-CustomerMetadataProperties
+TAG_VALUE_MAX = 256
+METADATA_VALUE_MAX = 256
+_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
+VALUE_CONSTRAINT = "letters, numbers, spaces and _.:/=+-@"
+
+
+def _allowed_in_value(char: str) -> bool:
+    return char in _VALUE_PUNCTUATION or unicodedata.category(char)[0] in "LNZ"
+
+
+def value_problem(value: str, max_len: int) -> str | None:
+    """Why SageMaker would reject this tag or metadata value, or None."""
+    bad = sorted({char for char in value if not _allowed_in_value(char)})
+    if bad:
+        return f"may contain only {VALUE_CONSTRAINT} (found {''.join(bad)!r})"
+    if len(value) > max_len:
+        return f"may be at most {max_len} characters (has {len(value)})"
+    return None
+
+
+def safe_value(value: object, max_len: int = TAG_VALUE_MAX) -> str:
+    """A tag or metadata value SageMaker accepts: other characters become '_', cut to max_len."""
+    return "".join(c if _allowed_in_value(c) else "_" for c in str(value))[:max_len]
 
 
 def is_valid_sagemaker_name(name: str) -> bool:

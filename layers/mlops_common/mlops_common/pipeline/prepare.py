@@ -272,7 +272,7 @@ def build_jobs(
     experiment = {"ExperimentName": names["experiment"], "TrialName": names["trial"]}
     tags = [
         {"Key": "mlops:stack", "Value": settings.stack_name},
-        {"Key": "mlops:dataset", "Value": run.dataset[:256]},
+        {"Key": "mlops:dataset", "Value": naming.safe_value(run.dataset)},
         {"Key": "mlops:run-id", "Value": run.run_id},
     ]
     processing_resources = {
@@ -357,11 +357,13 @@ def build_jobs(
         "ExperimentConfig": {**experiment, "TrialComponentDisplayName": "TrainModel"},
         "Tags": tags,
     }
+    evaluate_arguments = ["--mode", "evaluate"] if custom else champion_arguments(champion)
     evaluate = {
         "AppSpecification": {
             "ImageUri": image,
             "ContainerEntrypoint": ["python3", f"{CODE_DIR}/{scripts['evaluate']}"],
-            "ContainerArguments": ["--mode", "evaluate"] if custom else champion_arguments(champion),
+            # SageMaker rejects an empty ContainerArguments list (1-256 items): none at all, or some.
+            **({"ContainerArguments": evaluate_arguments} if evaluate_arguments else {}),
         },
         "ProcessingOutputConfig": {
             "Outputs": [_s3_output("evaluation", paths["evaluation"], f"{PROCESSING}/output/evaluation")]

@@ -7,19 +7,17 @@ days later deploys exactly what the run decided, with no other state.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mlops_common.pipeline import naming
 from mlops_common.pipeline.gate import METRIC_PROPERTY_PREFIX
 
 STACK_PROPERTY = "stack"
 APPROVED = "Approved"
 PENDING = "PendingManualApproval"
 SERVING_CONTENT_TYPES = ["text/csv", "application/json"]
-# CustomerMetadataProperties values: at most 1024 characters of letters, spaces, digits and _.:/=+-@
-_PROPERTY_VALUE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
 # Deployment settings copied from the run configuration into the package.
 DEPLOY_SETTINGS = (
     "approval_mode",
@@ -37,14 +35,15 @@ DEPLOY_SETTINGS = (
 
 
 def property_value(value: Any) -> str:
-    return _PROPERTY_VALUE.sub("_", str(value))[:1024]
+    """A CustomerMetadataProperties value SageMaker accepts (pattern and 256 characters)."""
+    return naming.safe_value(value, naming.METADATA_VALUE_MAX)
 
 
 def ensure_group(sagemaker: Any, group: str, dataset: str) -> None:
     try:
         sagemaker.create_model_package_group(
             ModelPackageGroupName=group,
-            ModelPackageGroupDescription=f"Models trained on dataset {property_value(dataset)}"[:1024],
+            ModelPackageGroupDescription=naming.safe_value(f"Models trained on dataset {dataset}", 1024),
         )
     except ClientError as error:
         message = error.response.get("Error", {}).get("Message", "")
@@ -106,7 +105,7 @@ def register(
     }
     response = sagemaker.create_model_package(
         ModelPackageGroupName=group,
-        ModelPackageDescription=property_value(f"Run {run['runId']}: {gate['reason']}")[:1000],
+        ModelPackageDescription=naming.safe_value(f"Run {run['runId']}: {gate['reason']}", 1024),
         InferenceSpecification={
             "Containers": [
                 {
@@ -135,3 +134,25 @@ def register(
         "modelPackageGroup": group,
         "reused": False,
     }
+
+
+# The last deployment's outcome, as tags on the package: UpdateModelPackage would emit a "Model Package State
+# Change" event, which the approval listener must read as a person's (re-)approval.
+OUTCOME_TAG = "mlops:deploy-outcome"
+OUTCOME_DETAIL_TAG = "mlops:deploy-detail"
+OUTCOME_EXECUTION_TAG = "mlops:deploy-execution"
+OUTCOME_ENDPOINT_TAG = "mlops:deploy-endpoint"
+
+
+def record_deployment_outcome(
+    sagemaker: Any, package_arn: str, *, outcome: str, detail: str, endpoint: str, execution: str
+) -> dict[str, str]:
+    """Tag the package with how its latest deployment ended (deployed, failed, superseded) and why."""
+    tags = {
+        OUTCOME_TAG: outcome,
+        OUTCOME_DETAIL_TAG: naming.safe_value(detail, naming.TAG_VALUE_MAX),
+        OUTCOME_ENDPOINT_TAG: naming.safe_value(endpoint),
+        OUTCOME_EXECUTION_TAG: naming.safe_value(execution),
+    }
+    sagemaker.add_tags(ResourceArn=package_arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return tags

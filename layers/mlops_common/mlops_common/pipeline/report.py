@@ -18,7 +18,17 @@ DEPLOYED = "Model Deployment Succeeded"
 DEPLOY_FAILED = "Model Deployment Failed"
 # Where each step keeps its result in the pipeline's state.
 STEP_RESULTS = {"ProcessData": "process", "TrainModel": "train", "EvaluateModel": "evaluate"}
-ENDPOINT_STEPS = ("EndpointRolledBack", "EndpointFailed", "EndpointTimedOut")
+ENDPOINT_STEPS = (
+    "EndpointRolledBack",
+    "EndpointFailed",
+    "EndpointRollingBack",
+    "EndpointUpdateRollbackFailed",
+    "EndpointOutOfService",
+    "EndpointTimedOut",
+)
+# Errors the state machines raise around a SageMaker job (statemachines/*.asl.json): the Cause is the job's
+# Describe output or SageMaker's error, named here like the job's own status.
+WRAPPED_JOB_ERRORS = ("SageMakerJobEnded", "TransientSageMakerError")
 _JOB_KINDS = {"TrainingJobStatus": "Training", "ProcessingJobStatus": "Processing"}
 
 
@@ -63,7 +73,8 @@ def explain(error: str, cause: Any) -> tuple[str, str]:
             return str(parsed.get("errorType") or error), str(parsed["errorMessage"])
         from_job = job_cause(parsed)
         if from_job:
-            return job_error(parsed) if error.startswith("States.") else error, from_job
+            generic = error.startswith("States.") or error in WRAPPED_JOB_ERRORS
+            return job_error(parsed) if generic else error, from_job
         if "executionArn" in parsed and ("cause" in parsed or "error" in parsed):  # a nested execution
             return explain(str(parsed.get("error") or error), parsed.get("cause") or "")
         if "Error" in parsed and "Cause" in parsed:
@@ -80,10 +91,21 @@ def endpoint_cause(step: str, state: dict[str, Any]) -> str:
             f"the update of {name} was rolled back: it still serves {endpoint.get('EndpointConfigName')}, "
             f"not {wanted} (a rollback alarm fired or the new fleet failed)"
         )
+    status, reason = endpoint.get("EndpointStatus"), endpoint.get("FailureReason") or "no FailureReason given"
     if step == "EndpointFailed":
-        return f"endpoint {name} Failed: {endpoint.get('FailureReason') or 'no FailureReason given'}"
+        return f"endpoint {name} Failed: {reason}"
+    if step == "EndpointRollingBack":
+        return f"the update of {name} is being rolled back (RollingBack: {reason}); {wanted} will not serve"
+    if step == "EndpointUpdateRollbackFailed":
+        return (
+            f"endpoint {name} is UpdateRollbackFailed ({reason}): the rollback of the update failed and the "
+            f"endpoint needs a person: update it to a working endpoint config (aws sagemaker update-endpoint "
+            f"--endpoint-name {name} --endpoint-config-name <config>) or delete it"
+        )
+    if step == "EndpointOutOfService":
+        return f"endpoint {name} is OutOfService ({reason}): it takes no requests; {wanted} does not serve"
     polls = (state.get("poll") or {}).get("count")
-    return f"endpoint {name} still {endpoint.get('EndpointStatus')} after {polls} checks"
+    return f"endpoint {name} still {status} after {polls} checks"
 
 
 def failure(state: dict[str, Any]) -> dict[str, str]:

@@ -23,9 +23,11 @@ _IMAGE = re.compile(
     r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
 )
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-# SageMaker limits: MaxRuntimeInSeconds up to 28 days; serverless memory 1024-6144 in 1 GB steps, concurrency
-# 1-200; blue/green WaitIntervalInSeconds 0-3600.
-MAX_RUNTIME_LIMIT = 2_419_200
+# SageMaker limits: MaxRuntimeInSeconds up to 777,600 (9 days) for processing jobs (training allows 28 days,
+# but one value stops every job of a run); serverless memory 1024-6144 in 1 GB steps, concurrency 1-200;
+# blue/green WaitIntervalInSeconds 0-3600.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
+MAX_RUNTIME_LIMIT = 777_600
 SERVERLESS_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
 KNOWN_HYPERPARAMETERS = ("algorithm", "n_estimators", "max_depth", "learning_rate", "seed")
 
