@@ -16,3 +16,7 @@ STATE_DIR = Path(os.environ.get("OFFLINE_STATE_DIR") or ROOT / ".offline").resol
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_STACK_NAME = "mlops-local"
+
+# Template parameters the offline stack gets unless the caller sets them: an upload batch starts its run after
+# 3 quiet seconds instead of 120, so a demo or a test never waits minutes (Wait states are capped anyway).
+OFFLINE_PARAMETER_DEFAULTS = {"DatasetQuietSeconds": "3"}

@@ -36,7 +36,7 @@ from samtranslator.translator.managed_policy_translator import ManagedPolicyLoad
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-from offline import ACCOUNT_ID, DEFAULT_STACK_NAME, REGION, ROOT, STATE_DIR
+from offline import ACCOUNT_ID, DEFAULT_STACK_NAME, OFFLINE_PARAMETER_DEFAULTS, REGION, ROOT, STATE_DIR
 
 # OFFLINE_BUILD_DIR: deploy another `sam build --build-dir` output (the e2e tests and the CLI honour it).
 DEFAULT_BUILD_DIR = Path(os.environ.get("OFFLINE_BUILD_DIR") or ROOT / ".aws-sam" / "build")
@@ -411,6 +411,7 @@ def _stack_parameters(
     if "StackName" in declared:
         # The template asserts StackName == AWS::StackName (a Rule moto does not evaluate).
         values["StackName"] = stack_name
+    values.update({name: value for name, value in OFFLINE_PARAMETER_DEFAULTS.items() if name in declared})
     values.update(overrides)
     return values
 

@@ -1,9 +1,15 @@
-"""S3 'Object Created' (EventBridge) -> one pipeline execution per dataset version (trigger convention:
-docs/pipeline.md). Ignored objects and redelivered events are logged with the reason, never raised."""
+"""S3 'Object Created' (EventBridge) under a dataset's folders -> one run per upload batch (docs/pipeline.md).
+
+Two callers: EventBridge (uploads and markers, asynchronously; failures go to the dead-letter queue after
+Lambda's retries) and the batch waiter state machine (``{"quietCheck": {...}}``, synchronously).
+Ignored objects, recorded uploads and identical content are logged with the reason, never raised.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,9 +25,36 @@ logger = Logger(service="pipeline-start-run")
 metrics = Metrics(service="pipeline")
 
 
+def _clients() -> starter.Clients:
+    return starter.Clients(s3=client("s3"), sfn=client("stepfunctions"), ddb=client("dynamodb"))
+
+
+def _log(result: dict[str, Any]) -> None:
+    outcome = result.get("outcome")
+    nested = result.get("run")
+    run: dict[str, Any] = nested if isinstance(nested, dict) else result
+    if run.get("outcome") == starter.STARTED:
+        logger.set_correlation_id(run["executionName"])
+        metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
+        logger.info("run started", extra=result)
+    elif run.get("outcome") == starter.IDENTICAL:
+        logger.info(run["reason"], extra=result)
+    elif outcome == starter.IGNORED:
+        logger.info("object ignored", extra=result)
+    else:
+        logger.info(f"dataset {outcome}", extra=result)
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = starter.Settings.from_env(os.environ)
+    if "quietCheck" in event:
+        result = starter.check_quiet_period(
+            event["quietCheck"], clients=_clients(), settings=settings, now_ms=int(time.time() * 1000)
+        )
+        _log(result)
+        return result
     try:
         objects = trigger.parse_events(event)
     except trigger.EventShapeError as error:
@@ -30,24 +63,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     results = []
     for obj in objects:
         try:
-            result = starter.start_for_event(
+            result = starter.handle_object_event(
                 obj,
-                sfn=client("stepfunctions"),
-                s3=client("s3"),
-                state_machine_arn=os.environ["PIPELINE_STATE_MACHINE_ARN"],
-                input_bucket=os.environ["INPUT_BUCKET"],
+                clients=_clients(),
+                settings=settings,
+                now_ms=int(time.time() * 1000),
+                token=uuid.uuid4().hex,
             )
         except ClientError:
-            # Raised again so Lambda's async retries and the rule's RetryPolicy deliver the event again.
-            logger.exception("could not start the run; the event will be retried", extra={"key": obj.key})
+            # Raised again: Lambda retries the event twice, then it goes to the dead-letter queue (redrive:
+            # docs/pipeline.md).
+            logger.exception("could not handle the upload; the event will be retried", extra={"key": obj.key})
             raise
-        if result["outcome"] == starter.STARTED:
-            logger.set_correlation_id(result["executionName"])
-            metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
-            logger.info("run started", extra=result)
-        elif result["outcome"] == starter.DUPLICATE:
-            logger.info("duplicate event: the run already exists", extra=result)
-        else:
-            logger.info("object ignored", extra=result)
+        _log(result)
         results.append(result)
     return {"results": results}

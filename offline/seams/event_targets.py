@@ -4,7 +4,10 @@ it) silently delivers nothing; schedule rules never fire.
 
 - A matching event goes to each Lambda target as an asynchronous invoke (a worker thread; a handler error is
   retried up to the function's MaximumRetryAttempts, default 2, like Lambda's async retries, without the
-  delays) and starts an execution of each Step Functions target (a unique execution name). Other target types
+  delays; then the event goes to the function's DeadLetterConfig SQS queue, with Lambda's RequestID /
+  ErrorCode / ErrorMessage attributes; an event that cannot be handed to Lambda at all goes to the target's
+  DeadLetterConfig queue with EventBridge's RULE_ARN / TARGET_ARN / ERROR_CODE / ERROR_MESSAGE) and starts
+  an execution of each Step Functions target (a unique execution name). Other target types
   still go through moto's own code. Every delivery is recorded in `OfflineState.registry.async_invocations`
   (`registry.wait_for_async_invocations()` waits for them).
 - Input shaping: `Input` (constant JSON), `InputPath` (JSONPath), `InputTransformer` (moto's template parser),
@@ -13,7 +16,8 @@ it) silently delivers nothing; schedule rules never fire.
 
 moto internals touched: `moto.events.models.Rule.send_to_targets` (replaced: Lambda/Step Functions targets
 here, the rest passed to the original on a copy of the rule); `moto.events.utils.EventTemplateParser.parse`;
-`moto.awslambda.utils.get_backend(...).invoke`;
+`moto.awslambda.utils.get_backend(...).invoke`; `moto.sqs.models.sqs_backends[...].send_message`
+(dead letters);
 `moto.stepfunctions.responses.get_backend(...).start_execution`.
 """
 
@@ -68,18 +72,35 @@ def _is_ours(target: dict[str, Any]) -> bool:
     return len(parts) > 2 and parts[2] in ("lambda", "states")
 
 
-def _invoke_async(record: AsyncInvocation, arn: str, payload: Any) -> None:
+def send_dead_letter(queue_arn: str, body: str, attributes: dict[str, str]) -> None:
+    """Put a message on an SQS queue of the offline AWS, as Lambda and EventBridge do with dead letters."""
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account_id, queue_name = queue_arn.split(":", 5)
+    sqs_backends[account_id][region].send_message(
+        queue_name,
+        body,
+        message_attributes={
+            name: {"DataType": "String", "StringValue": value[:1000] or "-"}
+            for name, value in attributes.items()
+        },
+    )
+
+
+def _invoke_async(
+    record: AsyncInvocation, arn: str, payload: Any, rule: Any = None, target: dict[str, Any] | None = None
+) -> None:
     from moto.awslambda.utils import get_backend
 
     _, _, _, region, account_id, *_ = arn.split(":")
     backend = get_backend(account_id, region)
+    body = payload if isinstance(payload, str) else json.dumps(payload)
     try:
         function = backend.get_function(arn)
         configs = getattr(function, "event_invoke_config", None) or []
         retries = DEFAULT_ASYNC_RETRIES
         for config in configs:
             retries = int(getattr(config, "config", {}).get("MaximumRetryAttempts", retries))
-        body = payload if isinstance(payload, str) else json.dumps(payload)
         for _attempt in range(retries + 1):
             response_headers: dict[str, str] = {}
             result = backend.invoke(arn, None, body, {"x-amz-invocation-type": "Event"}, response_headers)
@@ -87,8 +108,35 @@ def _invoke_async(record: AsyncInvocation, arn: str, payload: Any) -> None:
                 record.error = None
                 return
             record.error = result.decode() if isinstance(result, bytes) else str(result)
+        # Lambda's asynchronous retries are spent: the event goes to the function's dead-letter queue.
+        queue = (getattr(function, "dead_letter_config", None) or {}).get("TargetArn")
+        if queue:
+            try:
+                message = json.loads(record.error or "{}").get("errorMessage", record.error)
+            except json.JSONDecodeError:
+                message = record.error
+            send_dead_letter(
+                queue,
+                body,
+                {"RequestID": str(uuid.uuid4()), "ErrorCode": "200", "ErrorMessage": str(message)},
+            )
+            record.dead_letter_queue = queue
     except Exception as error:  # noqa: BLE001 - async delivery never fails the sender; the record keeps why
         record.error = f"{type(error).__name__}: {error}"
+        # EventBridge could not hand the event to Lambda at all: the target's dead-letter queue gets it.
+        queue = ((target or {}).get("DeadLetterConfig") or {}).get("Arn")
+        if queue:
+            send_dead_letter(
+                queue,
+                body,
+                {
+                    "RULE_ARN": getattr(rule, "arn", ""),
+                    "TARGET_ARN": arn,
+                    "ERROR_CODE": type(error).__name__,
+                    "ERROR_MESSAGE": str(error),
+                },
+            )
+            record.dead_letter_queue = queue
     finally:
         record.done.set()
 
@@ -117,7 +165,10 @@ def deliver(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> AsyncIn
             _state.registry.async_invocations.append(record)
     if arn.split(":")[2] == "lambda":
         threading.Thread(
-            target=_invoke_async, args=(record, arn, payload), name=f"async-{rule.name}", daemon=True
+            target=_invoke_async,
+            args=(record, arn, payload, rule, target),
+            name=f"async-{rule.name}",
+            daemon=True,
         ).start()
     else:
         _start_execution(record, arn, payload)

@@ -32,6 +32,8 @@ class AsyncInvocation:
     event: Any
     done: threading.Event = field(default_factory=threading.Event)
     error: str | None = None
+    # The SQS queue the event went to after the delivery or the handler failed for good (dead letter).
+    dead_letter_queue: str | None = None
 
 
 @dataclass

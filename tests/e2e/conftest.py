@@ -65,3 +65,19 @@ def receive_notifications(aws: EmbeddedAws, queue_url: str, timeout: float = 10.
             return found
         time.sleep(0.1)
     return found
+
+
+def waiters_of(aws: EmbeddedAws, dataset: str, since: float, timeout: float = 180.0) -> list[dict[str, Any]]:
+    """Wait until the uploads' events are handled and every batch waiter of the dataset started since `since`
+    has ended (its run, if any, then exists); return their describe_execution answers, oldest first."""
+    from offline.embedded import TERMINAL_EXECUTION_STATES, list_executions
+
+    aws.state.registry.wait_for_async_invocations(timeout=timeout)
+    sfn, machine = aws.client("stepfunctions"), aws.outputs["BatchWaiterStateMachineArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in list_executions(sfn, machine, since) if e["name"].startswith(f"{dataset}-")]
+        if all(e["status"] in TERMINAL_EXECUTION_STATES for e in found):
+            return [sfn.describe_execution(executionArn=e["executionArn"]) for e in found]
+        assert time.monotonic() < deadline, f"{dataset}: batch waiters still running: {found}"
+        time.sleep(0.1)

@@ -14,7 +14,7 @@ import pytest
 
 from offline.embedded import EmbeddedAws, list_executions
 from offline.follow import ExecutionFollower
-from tests.e2e.conftest import receive_notifications, subscribe_queue
+from tests.e2e.conftest import receive_notifications, subscribe_queue, waiters_of
 
 SAMPLE = Path(__file__).resolve().parents[2] / "offline" / "sample_data" / "iris"
 RUN_TIMEOUT = 180.0
@@ -36,10 +36,10 @@ def upload(aws: EmbeddedAws, dataset: str, config: dict[str, Any]) -> float:
 def runs_of(aws: EmbeddedAws, dataset: str, count: int, since: float) -> list[dict[str, Any]]:
     """The finished pipeline executions of this dataset started since `since` (waits for `count` of them).
 
-    The starter is invoked asynchronously by EventBridge: once those invocations are done, every execution the
+    Once the upload's events are handled and the dataset's batch waiters have ended, every execution the
     upload started exists, so a missing one fails at once instead of after a timeout.
     """
-    aws.state.registry.wait_for_async_invocations(timeout=30)
+    waiters_of(aws, dataset, since)
     arn = aws.outputs["PipelineStateMachineArn"]
     started = [
         e
@@ -146,6 +146,8 @@ def test_the_same_upload_delivered_twice_starts_one_execution(
     assert response["FailedEntryCount"] == 0
     invocations = aws.state.registry.wait_for_async_invocations(timeout=30)
     assert all(i.error is None for i in invocations), [i.error for i in invocations if i.error]
+    [waiter] = waiters_of(aws, "e2e-iris", redelivered)  # the redelivery opens a quiet period...
+    assert json.loads(waiter["output"])["outcome"] == "identical"  # ...which finds the run of that content
     deliveries = [
         i for i in invocations if isinstance(i.event, dict) and i.event.get("detail") == created["detail"]
     ]
@@ -162,9 +164,12 @@ def test_a_second_upload_updates_the_endpoint(aws: EmbeddedAws, first_run: dict[
     name = endpoint_name(aws, "e2e-iris")
     before = sagemaker.describe_endpoint(EndpointName=name)["EndpointConfigName"]
     since = time.time() - 1
-    # Same content, new S3 object version: a new dataset version, so a new run.
-    aws.client("s3").upload_file(
-        str(SAMPLE / "iris.csv"), aws.outputs["InputBucketName"], "training/e2e-iris/iris.csv"
+    # New content (the rows in another order) under the same key: a new dataset version, so a new run.
+    header, *rows = (SAMPLE / "iris.csv").read_text().splitlines()
+    aws.client("s3").put_object(
+        Bucket=aws.outputs["InputBucketName"],
+        Key="training/e2e-iris/iris.csv",
+        Body="\n".join([header, *reversed(rows)]).encode() + b"\n",
     )
     [second] = runs_of(aws, "e2e-iris", 1, since)
     assert second["status"] == "SUCCEEDED", failure_details(aws, second)

@@ -179,8 +179,23 @@ def test_a_redelivered_event_starts_one_execution(aws):
     function = aws.deployment.resources["StartRunFunction"]
     response = aws.client("lambda").invoke(FunctionName=function, Payload=json.dumps(delivered))
     [result] = json.loads(response["Payload"].read())["results"]
-    assert (result["outcome"], result["executionName"]) == ("duplicate", run["name"])
+    assert result["outcome"] == "waiting", result  # a new quiet period...
+    waiter = finished_waiter(aws, result["waiter"])
+    assert json.loads(waiter["output"])["run"]["executionName"] == run["name"]  # ...finds the same run
+    assert json.loads(waiter["output"])["outcome"] == "identical"
     assert len(run_of(aws, "twice", since)) == 1
+
+
+def finished_waiter(aws: Any, name: str, timeout: float = 60) -> dict[str, Any]:
+    machine = aws.outputs["BatchWaiterStateMachineArn"]
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+    deadline = time.monotonic() + timeout
+    while True:
+        described = aws.client("stepfunctions").describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        assert time.monotonic() < deadline, f"batch waiter {name} still running"
+        time.sleep(0.1)
 
 
 def test_a_multi_file_upload_starts_one_run_at_its_marker(aws):
@@ -190,7 +205,8 @@ def test_a_multi_file_upload_starts_one_run_at_its_marker(aws):
     s3.put_object(
         Bucket=bucket,
         Key="training/shards/pipeline.json",
-        Body=json.dumps({**FAST, "approval_mode": "manual"}),
+        # Long enough that only the marker can start this run, however slow the machine.
+        Body=json.dumps({**FAST, "approval_mode": "manual", "dataset_quiet_seconds": 6}),
     )
     for i, chunk in enumerate((rows[::2], rows[1::2])):
         s3.put_object(
@@ -207,6 +223,7 @@ def test_a_multi_file_upload_starts_one_run_at_its_marker(aws):
     [run] = run_of(aws, "shards", since)
     assert run["status"] == "SUCCEEDED", run.get("cause")
     assert json.loads(run["input"])["trigger"] == "marker"
+    assert json.loads(run["output"])["run"]["data"]["files"] == 2
 
 
 def test_manual_approval_waits_then_the_approval_deploys_once(aws):

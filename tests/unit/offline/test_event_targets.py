@@ -141,6 +141,83 @@ def test_failing_target_is_retried_like_async_lambda(offline_state: OfflineState
     assert len(aws("s3").list_objects_v2(Bucket="seen")["Contents"]) == 3  # 1 try + 2 retries
 
 
+def _queue(name: str) -> tuple[str, str]:
+    sqs = aws("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _dead_letters(url: str) -> list[dict[str, Any]]:
+    return (
+        aws("sqs")
+        .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        .get("Messages", [])
+    )
+
+
+def test_an_event_still_failing_after_the_retries_goes_to_the_functions_dead_letter_queue(
+    offline_state: OfflineState,
+) -> None:
+    url, queue_arn = _queue("dlq")
+    code = "def handler(event, context):\n    raise RuntimeError('cannot start: throttled')\n"
+    arn = create_function("failing", {"app.py": code}, DeadLetterConfig={"TargetArn": queue_arn})
+    aws("events").put_rule(Name="r3", EventPattern=json.dumps({"source": ["app.failing"]}))
+    aws("events").put_targets(Rule="r3", Targets=[{"Id": "fn", "Arn": arn}])
+
+    aws("events").put_events(
+        Entries=[{"Source": "app.failing", "DetailType": "t", "Detail": json.dumps({"k": "v"})}]
+    )
+    (invocation,) = offline_state.registry.wait_for_async_invocations(timeout=10)
+
+    assert invocation.dead_letter_queue == queue_arn
+    (message,) = _dead_letters(url)
+    body = json.loads(message["Body"])
+    assert (body["source"], body["detail"]) == ("app.failing", {"k": "v"}), (
+        "the event itself, as Lambda sends it"
+    )
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["ErrorMessage"] == "cannot start: throttled" and attributes["RequestID"]
+
+
+def test_a_succeeding_or_dlq_less_function_leaves_no_dead_letter(
+    recorder: str, offline_state: OfflineState
+) -> None:
+    url, queue_arn = _queue("dlq-unused")
+    arn = create_function("fine", {"app.py": RECORDER}, DeadLetterConfig={"TargetArn": queue_arn})
+    aws("events").put_rule(Name="r4", EventPattern=json.dumps({"source": ["app.fine"]}))
+    aws("events").put_targets(Rule="r4", Targets=[{"Id": "fn", "Arn": arn}])
+    aws("events").put_events(Entries=[{"Source": "app.fine", "DetailType": "t", "Detail": "{}"}])
+    (invocation,) = offline_state.registry.wait_for_async_invocations(timeout=10)
+    assert invocation.error is None and invocation.dead_letter_queue is None
+    assert _dead_letters(url) == []
+
+
+def test_an_undeliverable_event_goes_to_the_targets_dead_letter_queue(offline_state: OfflineState) -> None:
+    url, queue_arn = _queue("target-dlq")
+    missing = "arn:aws:lambda:us-east-1:123456789012:function:deleted"
+    aws("events").put_rule(Name="r5", EventPattern=json.dumps({"source": ["app.gone"]}))
+    aws("events").put_targets(
+        Rule="r5", Targets=[{"Id": "fn", "Arn": missing, "DeadLetterConfig": {"Arn": queue_arn}}]
+    )
+    aws("events").put_events(Entries=[{"Source": "app.gone", "DetailType": "t", "Detail": "{}"}])
+    (invocation,) = offline_state.registry.wait_for_async_invocations(timeout=10)
+
+    assert invocation.dead_letter_queue == queue_arn
+    (message,) = _dead_letters(url)
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes["TARGET_ARN"] == missing and attributes["RULE_ARN"].endswith("rule/r5")
+    assert json.loads(message["Body"])["source"] == "app.gone"
+
+
+def test_gap_moto_keeps_no_dead_letter_config(plain_moto: None) -> None:
+    _, queue_arn = _queue("plain-dlq")
+    create_function("plain", {"app.py": RECORDER}, DeadLetterConfig={"TargetArn": queue_arn})
+    from moto.awslambda.utils import get_backend
+
+    function = get_backend("123456789012", "us-east-1").get_function("plain")
+    assert getattr(function, "dead_letter_config", None) is None
+
+
 def test_gap_moto_rejects_lambda_targets(plain_moto: None) -> None:
     from moto.events.models import Rule
 

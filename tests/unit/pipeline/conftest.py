@@ -36,6 +36,10 @@ class Stack:
     events: Any
     dynamodb: Any
 
+    @property
+    def ddb(self) -> Any:
+        return self.dynamodb
+
     def put(self, key: str, body: bytes | str, bucket: str | None = None) -> dict[str, Any]:
         return self.s3.put_object(Bucket=bucket or self.input_bucket, Key=key, Body=body)
 
@@ -124,17 +128,46 @@ def load_event(name: str) -> dict[str, Any]:
 IRIS_CSV = "sepal,petal,label\n5.1,1.4,setosa\n6.2,4.5,versicolor\n"
 
 
+def run_input(
+    stack: Stack, dataset: str, trigger: str = "marker", run_id: str | None = None
+) -> dict[str, Any]:
+    """What start_run does when a run starts: list the dataset, write its manifest; returns the execution
+    input (events/pipeline_execution_input.json's shape)."""
+    from mlops_common.pipeline import naming, snapshot
+
+    entries = snapshot.list_dataset(stack.s3, stack.input_bucket, dataset)
+    content = snapshot.identity(entries, {})
+    run_id = run_id or naming.execution_name(dataset, content)
+    manifest = snapshot.build_manifest(
+        run_id=run_id,
+        dataset=dataset,
+        bucket=stack.input_bucket,
+        entries=entries,
+        content_identity=content,
+        defaults={},
+        trigger=trigger,
+        force=False,
+    )
+    uri = snapshot.write_manifest(stack.s3, stack.output_bucket, manifest)
+    return {
+        **load_event("pipeline_execution_input.json"),
+        "runId": run_id,
+        "dataset": dataset,
+        "bucket": stack.input_bucket,
+        "manifest": uri,
+        "trigger": trigger,
+    }
+
+
 @pytest.fixture
 def prepared_run(stack: Stack) -> dict[str, Any]:
     """A real prepare_run result for training/iris/iris.csv (what the state machine keeps at $.run)."""
-    from mlops_common.pipeline import naming, prepare
+    from mlops_common.pipeline import prepare
 
     stack.put("training/iris/iris.csv", IRIS_CSV)
-    run_id = naming.execution_name("iris", stack.input_bucket, "training/iris/iris.csv", "v1")
-    event = {**load_event("pipeline_execution_input.json"), "bucket": stack.input_bucket, "runId": run_id}
     settings = prepare.Settings(STACK, REGION, stack.input_bucket, stack.output_bucket, stack.models_bucket)
     return prepare.prepare_run(
-        event, settings, stack.s3, stack.sagemaker, recipe_files={"train.py": b"# x\n"}
+        run_input(stack, "iris"), settings, stack.s3, stack.sagemaker, recipe_files={"train.py": b"# x\n"}
     )
 
 

@@ -1,4 +1,5 @@
-"""Names fit SageMaker's and Step Functions' limits; the trigger convention decides what starts a run."""
+"""Names fit SageMaker's and Step Functions' limits; the trigger convention decides what belongs to a dataset
+and what starts a run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ AWKWARD_DATASETS = ["iris", "My Data (v2)", "données été", "a" * 200, "x", "-
 @pytest.mark.parametrize("dataset", AWKWARD_DATASETS)
 @pytest.mark.parametrize("stack", ["sagemaker-mlops", LONGEST_STACK, "m"])
 def test_every_generated_sagemaker_name_is_valid_including_the_state_machine_suffix(stack: str, dataset: str):
-    run_id = naming.execution_name(dataset, "bucket", f"training/{dataset}/data.csv", "v1")
+    run_id = naming.execution_name(dataset, "0123456789abcdef" * 4)
     prefix = naming.run_prefix(stack, dataset, run_id)
     for step in ("proc", "train", "eval", "model", "cfg"):
         name = f"{prefix}-{step}-abcd"  # what States.Format adds on every attempt
@@ -27,12 +28,14 @@ def test_every_generated_sagemaker_name_is_valid_including_the_state_machine_suf
 
 
 @pytest.mark.parametrize("dataset", AWKWARD_DATASETS)
-def test_execution_names_fit_80_characters_and_are_deterministic(dataset: str):
-    first = naming.execution_name(dataset, "b", f"training/{dataset}/f.csv", "v1")
-    assert first == naming.execution_name(dataset, "b", f"training/{dataset}/f.csv", "v1")
-    assert first != naming.execution_name(dataset, "b", f"training/{dataset}/f.csv", "v2")
-    assert len(first) <= EXECUTION_NAME_MAX
-    assert all(ch.isalnum() or ch == "-" for ch in first)
+def test_execution_and_waiter_names_fit_80_characters_and_are_deterministic(dataset: str):
+    first = naming.execution_name(dataset, "a" * 64)
+    assert first == naming.execution_name(dataset, "a" * 64)
+    assert first != naming.execution_name(dataset, "b" * 64)
+    waiter = naming.waiter_name(dataset, "c" * 32)
+    for name in (first, waiter):
+        assert len(name) <= EXECUTION_NAME_MAX
+        assert all(ch.isalnum() or ch == "-" for ch in name)
 
 
 def test_datasets_differing_only_in_case_or_punctuation_get_different_resources():
@@ -50,33 +53,38 @@ def test_an_invalid_stack_name_is_refused_with_the_rule():
 
 
 @pytest.mark.parametrize(
-    ("key", "size", "start", "dataset", "kind"),
+    ("key", "size", "action", "dataset", "split"),
     [
-        ("training/iris/iris.csv", 10, True, "iris", trigger.SINGLE_FILE),
-        ("training/iris/iris.csv.gz", 10, True, "iris", trigger.SINGLE_FILE),
-        ("training/sales/data.parquet", 10, True, "sales", trigger.SINGLE_FILE),
-        ("training/logs/events.jsonl", 10, True, "logs", trigger.SINGLE_FILE),
-        ("training/a9a/train.libsvm", 10, True, "a9a", trigger.SINGLE_FILE),
-        ("training/images/_READY", 0, True, "images", trigger.MARKER),
-        ("training/shards/manifest.json", 30, True, "shards", trigger.MARKER),
-        ("training/shards/part-0001/data.csv", 10, False, "shards", None),
-        ("training/images/cat/1.jpg", 10, False, "images", None),
-        ("training/images/1.png", 10, False, "images", None),
-        ("training/iris/pipeline.json", 10, False, "iris", None),
-        ("training/iris/", 0, False, None, None),
-        ("training/iris/empty.csv", 0, False, "iris", None),
-        ("training/iris/notes.docx", 10, False, "iris", None),
-        ("training/loose.csv", 10, False, None, None),
-        ("validation/iris/iris.csv", 10, False, None, None),
-        ("elsewhere/iris.csv", 10, False, None, None),
+        ("training/iris/iris.csv", 10, trigger.UPLOAD, "iris", "training"),
+        ("training/iris/iris.csv.gz", 10, trigger.UPLOAD, "iris", "training"),
+        ("training/sales/data.parquet", 10, trigger.UPLOAD, "sales", "training"),
+        ("training/shards/part-0001/data.csv", 10, trigger.UPLOAD, "shards", "training"),
+        ("training/images/cat/1.jpg", 10, trigger.UPLOAD, "images", "training"),
+        ("training/iris/pipeline.json", 10, trigger.UPLOAD, "iris", "training"),
+        ("validation/iris/iris.csv", 10, trigger.UPLOAD, "iris", "validation"),
+        ("test/iris/part/iris.csv", 10, trigger.UPLOAD, "iris", "test"),
+        ("training/images/_READY", 0, trigger.MARKER, "images", "training"),
+        ("training/shards/manifest.json", 30, trigger.MARKER, "shards", "training"),
+        ("training/shards/sub/_READY", 0, trigger.IGNORE, "shards", "training"),
+        ("validation/iris/_READY", 0, trigger.IGNORE, "iris", "validation"),
+        ("training/iris/", 0, trigger.IGNORE, None, None),
+        ("training/iris/empty.csv", 0, trigger.IGNORE, "iris", "training"),
+        ("training/iris/notes.docx", 10, trigger.IGNORE, "iris", "training"),
+        ("training/loose.csv", 10, trigger.IGNORE, None, None),
+        ("elsewhere/iris/iris.csv", 10, trigger.IGNORE, None, None),
+        ("recipes/iris/train.py", 10, trigger.IGNORE, None, None),
     ],
 )
-def test_the_trigger_convention(key: str, size: int, start: bool, dataset: str | None, kind: str | None):
+def test_the_trigger_convention(key: str, size: int, action: str, dataset: str | None, split: str | None):
     decision = trigger.classify(key, size)
-    assert decision.start is start, decision.reason
+    assert decision.action == action, decision.reason
     assert decision.dataset == dataset
-    assert decision.trigger == kind
+    assert decision.split == split
     assert decision.reason
+
+
+def test_a_datasets_folders_end_with_a_slash_so_longer_names_are_other_datasets():
+    assert trigger.dataset_prefixes("iris") == ["training/iris/", "validation/iris/", "test/iris/"]
 
 
 def test_s3_notification_keys_are_url_decoded_and_eventbridge_keys_kept():
@@ -105,11 +113,3 @@ def test_s3_notification_keys_are_url_decoded_and_eventbridge_keys_kept():
 def test_an_event_of_another_shape_is_refused_with_what_was_expected():
     with pytest.raises(trigger.EventShapeError, match="Object Created"):
         trigger.parse_events({"source": "aws.ec2", "detail": {}})
-
-
-def test_without_versioning_a_changed_object_is_a_new_version_and_a_redelivery_is_not():
-    def event(etag: str) -> trigger.ObjectEvent:
-        return trigger.ObjectEvent("b", "training/d/x.csv", 5, etag, None, "617f08299329d189")
-
-    assert trigger.execution_name_for(event("e1"), "d") == trigger.execution_name_for(event("e1"), "d")
-    assert trigger.execution_name_for(event("e1"), "d") != trigger.execution_name_for(event("e2"), "d")

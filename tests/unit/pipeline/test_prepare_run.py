@@ -1,4 +1,5 @@
-"""prepare_run against moto: it reads the dataset and pipeline.json, uploads the recipe, builds the jobs."""
+"""prepare_run against moto: it copies the manifest's object versions, reads pipeline.json, uploads the
+recipe, builds the jobs, which read only the run's copies."""
 
 from __future__ import annotations
 
@@ -8,23 +9,25 @@ import tarfile
 
 import pytest
 
-from mlops_common.pipeline import naming
-from mlops_common.pipeline.prepare import DatasetNotFoundError, RecipeRequiredError
+from mlops_common.pipeline import naming, snapshot
+from mlops_common.pipeline.prepare import DatasetNotFoundError, ManifestError, RecipeRequiredError
 from mlops_common.pipeline.run_config import InvalidConfigError
 from tests.conftest import load_function_module
 
-from .conftest import STACK, Stack, load_event, serve_package
+from .conftest import STACK, Stack, serve_package
+from .conftest import run_input as started_run
 
 app = load_function_module("prepare_run")
 CSV = "sepal,petal,label\n5.1,1.4,setosa\n6.2,4.5,versicolor\n"
 
 
-def run_input(stack: Stack, key: str = "training/iris/iris.csv", trigger: str = "single-file") -> dict:
-    event = load_event("pipeline_execution_input.json")
-    dataset = key.split("/")[1]
-    event.update({"bucket": stack.input_bucket, "key": key, "dataset": dataset, "trigger": trigger})
-    event["runId"] = naming.execution_name(dataset, stack.input_bucket, key, "v1")
-    return event
+def run_input(stack: Stack, key: str = "training/iris/iris.csv", trigger: str = "marker") -> dict:
+    """The execution input start_run sends for the dataset of `key` (its manifest written)."""
+    return started_run(stack, key.split("/")[1], trigger)
+
+
+def snapshot_uri(stack: Stack, run: dict, split: str) -> str:
+    return f"s3://{stack.output_bucket}/{snapshot.snapshot_prefix(run['dataset'], run['runId'], split)}"
 
 
 def input_named(job: dict, name: str) -> dict:
@@ -32,8 +35,15 @@ def input_named(job: dict, name: str) -> dict:
 
 
 def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
+    from mlops_common.aws import client
+
     stack.put("training/iris/iris.csv", CSV)
     event = run_input(stack)
+    trial_requests: list[dict] = []
+    # moto's CreateTrial drops its Tags: read the request instead.
+    client("sagemaker").meta.events.register(
+        "provide-client-params.sagemaker.CreateTrial", lambda params, **_: trial_requests.append(params)
+    )
 
     run = app.lambda_handler(event, lambda_context)
 
@@ -52,7 +62,8 @@ def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
     assert run["names"]["endpoint"] == run["names"]["modelPackageGroup"] == f"{STACK}-iris"
     assert naming.is_valid_sagemaker_name(run["names"]["jobPrefix"] + "-train-abcd")
     process = run["jobs"]["process"]
-    assert input_named(process, "data")["S3Uri"] == f"s3://{stack.input_bucket}/training/iris/iris.csv"
+    assert input_named(process, "data")["S3Uri"] == snapshot_uri(stack, run, "training")
+    assert run["source"] == {"bucket": stack.input_bucket, "manifest": event["manifest"], "trigger": "marker"}
     assert process["AppSpecification"]["ContainerEntrypoint"] == [
         "python3",
         "/opt/ml/processing/input/code/preprocess.py",
@@ -73,6 +84,8 @@ def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
     # The experiment per dataset and the trial per run exist.
     trial = stack.sagemaker.describe_trial(TrialName=run["names"]["trial"])
     assert trial["ExperimentName"] == run["names"]["experiment"]
+    [request] = trial_requests
+    assert {"Key": "mlops:input-manifest", "Value": event["manifest"]} in request["Tags"]
 
 
 def test_the_recipe_is_uploaded_by_content_hash_once(stack, lambda_context):
@@ -209,15 +222,24 @@ def test_a_marker_run_reads_the_folder_and_user_splits(stack, lambda_context):
     run = app.lambda_handler(run_input(stack, "training/shards/_READY", "marker"), lambda_context)
 
     process = run["jobs"]["process"]
-    assert input_named(process, "data")["S3Uri"] == f"s3://{stack.input_bucket}/training/shards/"
-    assert input_named(process, "validation")["S3Uri"] == f"s3://{stack.input_bucket}/validation/shards/"
+    assert input_named(process, "data")["S3Uri"] == snapshot_uri(stack, run, "training")
+    assert input_named(process, "validation")["S3Uri"] == snapshot_uri(stack, run, "validation")
+    copies = stack.s3.list_objects_v2(Bucket=stack.output_bucket, Prefix=f"runs/shards/{run['runId']}/input/")
+    assert sorted(o["Key"].split("/input/")[1] for o in copies["Contents"]) == [
+        "test/t.csv",
+        "training/a/1.csv",
+        "training/b/2.csv",
+        "validation/v.csv",
+    ]
     assert input_named(process, "test")["LocalPath"] == "/opt/ml/processing/input/test"
     assert run["data"]["files"] == 2 and run["data"]["validationProvided"] and run["data"]["testProvided"]
 
 
 def test_a_marker_without_data_fails_saying_where_it_looked(stack, lambda_context):
     stack.put("training/empty/_READY", "")
-    with pytest.raises(DatasetNotFoundError, match=r"training/empty/ holds no data files"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"training/empty/ held no data files when the run started"
+    ):
         app.lambda_handler(run_input(stack, "training/empty/_READY", "marker"), lambda_context)
 
 
@@ -243,3 +265,61 @@ def register_serving_package(stack: Stack, endpoint: str, properties: dict[str, 
     )["ModelPackageArn"]
     serve_package(stack, endpoint, arn)
     return arn
+
+
+def test_the_run_trains_the_listed_version_whatever_happens_to_the_input_afterwards(stack, lambda_context):
+    first = stack.put("training/race/data.csv", "label,a\n1,1\n")
+    stack.put("training/race/data.csv.bak", "not,part\n")  # an extended name: its own object, listed as such
+    stack.put("training/race2/data.csv", "label,a\n9,9\n")  # a dataset whose name extends this one's
+    event = run_input(stack, "training/race/_READY")
+    stack.put("training/race/data.csv", "label,a\n2,2\n")  # version 2 lands after the start...
+    stack.put("training/race/late.csv", "label,a\n3,3\n")  # ...and a new file
+
+    run = app.lambda_handler(event, lambda_context)
+
+    manifest = json.loads(
+        stack.s3.get_object(Bucket=stack.output_bucket, Key=event["manifest"].split("/", 3)[3])["Body"].read()
+    )
+    [data] = [f for f in manifest["files"] if f["key"] == "training/race/data.csv"]
+    assert data["versionId"] == first["VersionId"] and data["etag"] == first["ETag"]
+    assert sorted(f["key"] for f in manifest["files"]) == [
+        "training/race/data.csv",
+        "training/race/data.csv.bak",
+    ]
+    prefix = snapshot.snapshot_prefix("race", run["runId"], "training")
+    copied = stack.s3.get_object(Bucket=stack.output_bucket, Key=f"{prefix}data.csv")["Body"].read()
+    assert copied == b"label,a\n1,1\n", "the job's input is version 1"
+    keys = [o["Key"] for o in stack.s3.list_objects_v2(Bucket=stack.output_bucket, Prefix=prefix)["Contents"]]
+    assert sorted(keys) == [f"{prefix}data.csv", f"{prefix}data.csv.bak"]
+
+
+def test_a_deleted_object_is_still_read_from_its_listed_version(stack, lambda_context):
+    stack.put("training/gone/data.csv", CSV)
+    event = run_input(stack, "training/gone/_READY")
+    stack.s3.delete_object(Bucket=stack.input_bucket, Key="training/gone/data.csv")  # a delete marker
+
+    run = app.lambda_handler(event, lambda_context)
+
+    prefix = snapshot.snapshot_prefix("gone", run["runId"], "training")
+    assert (
+        stack.s3.get_object(Bucket=stack.output_bucket, Key=f"{prefix}data.csv")["Body"].read()
+        == CSV.encode()
+    )
+
+
+def test_the_listed_pipeline_json_is_used_not_a_later_one(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    stack.put("training/iris/pipeline.json", json.dumps({"target_column": "species"}))
+    event = run_input(stack)
+    stack.put("training/iris/pipeline.json", json.dumps({"target_column": "later"}))
+
+    run = app.lambda_handler(event, lambda_context)
+
+    assert run["config"]["target_column"] == "species"
+
+
+def test_a_manifest_of_another_run_is_refused(stack, lambda_context):
+    stack.put("training/iris/iris.csv", CSV)
+    event = {**run_input(stack), "runId": naming.execution_name("iris", "f" * 64)}
+    with pytest.raises(ManifestError, match="belongs to run"):
+        app.lambda_handler(event, lambda_context)

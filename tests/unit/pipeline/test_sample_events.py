@@ -14,7 +14,13 @@ from .conftest import EVENTS, load_event
 notify = load_function_module("notify")
 
 EVENT_FILES = {
-    "start_run": ["start_run_object_created.json", "start_run_marker.json", "start_run_s3_notification.json"],
+    "start_run": [
+        "start_run_object_created.json",
+        "start_run_marker.json",
+        "start_run_s3_notification.json",
+        "start_run_quiet_check.json",
+    ],
+    "redrive": ["redrive.json"],
     "prepare_run": ["pipeline_execution_input.json"],
     "quality_gate": ["quality_gate.json"],
     "register_model": ["register_model.json"],
@@ -33,9 +39,12 @@ def test_every_pipeline_function_has_sample_events(function: str):
 
 
 def test_the_start_run_samples_start_runs():
-    for name, kind in (("start_run_object_created.json", "single-file"), ("start_run_marker.json", "marker")):
+    for name, kind in (
+        ("start_run_object_created.json", trigger.UPLOAD),
+        ("start_run_marker.json", trigger.MARKER),
+    ):
         [event] = trigger.parse_events(load_event(name))
-        assert trigger.classify(event.key, event.size).trigger == kind
+        assert trigger.classify(event.key, event.size).action == kind
     [encoded] = trigger.parse_events(load_event("start_run_s3_notification.json"))
     assert encoded.key == "training/house prices/sales (été).csv"
 

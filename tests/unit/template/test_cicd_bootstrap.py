@@ -42,6 +42,7 @@ CREATE_ACTIONS: dict[str, set[str]] = {
     "AWS::SNS::Subscription": {"sns:Subscribe", "sns:Unsubscribe"},
     "AWS::SNS::Topic": {"sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes"},
     "AWS::SQS::Queue": {"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"},
+    "AWS::SQS::QueuePolicy": {"sqs:SetQueueAttributes"},
     "AWS::SageMaker::Domain": {"sagemaker:CreateDomain", "sagemaker:DeleteDomain"},
     "AWS::SageMaker::NotebookInstance": {
         "sagemaker:CreateNotebookInstance",

@@ -218,3 +218,51 @@ def test_functions_that_expect_not_found_may_list_the_bucket_unconditionally(dep
         listing = [s for r, s in statements if r == role and "s3:ListBucket" in str(s["Action"])]
         assert listing, f"{role} cannot tell a missing object from a forbidden one"
         assert all("Condition" not in s for s in listing), role
+
+
+def test_what_the_trigger_and_the_approval_listener_cannot_handle_is_dead_lettered_and_alarmed(deploy):
+    stack = deploy()
+    resources = stack.resources
+    queue = {"Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"]}
+    for function, rule in (
+        ("StartRunFunction", "StartRunFunctionDatasetUploaded"),
+        ("ApprovalListenerFunction", "ApprovalListenerFunctionPackageApproved"),
+    ):
+        # Lambda's own retries spent (asynchronous invocations) ...
+        assert resources[function]["Properties"]["DeadLetterConfig"] == {"TargetArn": queue}, function
+        # ... and events EventBridge could not deliver.
+        [target] = resources[rule]["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": queue}, rule
+    properties = resources["TriggerDeadLetterQueue"]["Properties"]
+    assert properties["SqsManagedSseEnabled"]["Fn::If"][2] is True, "encrypted without a KMS key too"
+    [grant] = resources["TriggerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert grant["Principal"] == {"Service": "events.amazonaws.com"} and "aws:SourceArn" in str(
+        grant["Condition"]
+    )
+    alarm = resources["TriggerDeadLettersAlarm"]["Properties"]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
+    assert {"RedriveFunctionName", "TriggerDeadLetterQueueUrl"} <= set(stack.outputs)
+
+
+def test_uploads_to_every_dataset_folder_reach_the_trigger(deploy):
+    pattern = deploy().resources["StartRunFunctionDatasetUploaded"]["Properties"]["EventPattern"]
+    assert pattern["detail"]["object"]["key"] == [
+        {"prefix": "training/"},
+        {"prefix": "validation/"},
+        {"prefix": "test/"},
+    ]
+
+
+def test_the_batch_waiter_arn_the_trigger_builds_is_the_waiters(deploy):
+    resources = deploy().resources
+    built = resources["StartRunFunction"]["Properties"]["Environment"]["Variables"][
+        "BATCH_WAITER_STATE_MACHINE_ARN"
+    ]
+    assert built["Fn::Sub"].endswith(":stateMachine:${AWS::StackName}-quiet-waiter")
+    assert resources["BatchWaiterStateMachine"]["Properties"]["StateMachineName"] == {
+        "Fn::Sub": "${AWS::StackName}-quiet-waiter"
+    }
+    table = resources["CoordinationTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}

@@ -47,11 +47,17 @@ def slug(text: str, max_len: int) -> str:
     return f"{head}-{tag}" if head else tag
 
 
-def execution_name(dataset: str, bucket: str, key: str, version_token: str) -> str:
-    """Deterministic per dataset version, so a redelivered event hits ExecutionAlreadyExists."""
-    digest = hashlib.sha256(f"{bucket}\n{key}\n{version_token}".encode()).hexdigest()
+def execution_name(dataset: str, content_identity: str) -> str:
+    """The run id: one per dataset content (pipeline/snapshot.py identity), so the same data seen twice names
+    the same execution and starts nothing."""
     # max: 63 (slug) + 1 + 16 (hash) = 80
-    return f"{slug(dataset, EXECUTION_NAME_MAX - 17)}-{digest[:16]}"
+    return f"{slug(dataset, EXECUTION_NAME_MAX - 17)}-{content_identity[:16]}"
+
+
+def waiter_name(dataset: str, token: str) -> str:
+    """A batch waiter's execution name, one per quiet period (a random token, kept in the table)."""
+    # max: 63 (slug) + 1 + 16 = 80
+    return f"{slug(dataset, EXECUTION_NAME_MAX - 17)}-{token[:16]}"
 
 
 def dataset_resource_name(stack_name: str, dataset: str) -> str:

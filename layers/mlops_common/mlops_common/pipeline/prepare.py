@@ -1,6 +1,7 @@
-"""Prepare a run: resolve its configuration, look at its data, upload the recipe, name everything, and build
-the SageMaker job requests the state machine sends. The state machine adds only the job names,
-so a retried job gets a fresh one.
+"""Prepare a run: read its manifest (written by start_run), copy exactly the listed object versions into
+the run's folder (every job reads only those copies), resolve its configuration from the listed pipeline.json,
+look at its data, upload the recipe, name everything, and build the SageMaker job requests the state machine
+sends (contract B). The state machine adds only the job names, so a retried job gets a fresh one.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlops_common.aws import S3_MISSING_CODES, error_code
-from mlops_common.pipeline import images, naming, recipe_bundle
+from mlops_common.aws import error_code
+from mlops_common.pipeline import images, naming, recipe_bundle, snapshot
 from mlops_common.pipeline.data_formats import (
     CONFIG_FILE,
     DataFormatError,
     DetectedFormat,
     detect_format,
-    is_control_file,
 )
 from mlops_common.pipeline.gate import Champion, find_champion
 from mlops_common.pipeline.run_config import (
@@ -30,7 +30,8 @@ from mlops_common.pipeline.run_config import (
     parse_overrides,
     resolve,
 )
-from mlops_common.pipeline.trigger import MARKER, SINGLE_FILE, TRAINING_PREFIX
+from mlops_common.pipeline.snapshot import Entry, ManifestError
+from mlops_common.pipeline.trigger import TRAINING_PREFIX
 
 PROCESSING = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING}/input/code"
@@ -78,28 +79,24 @@ class Settings:
 class RunInput:
     run_id: str
     bucket: str
-    key: str
     dataset: str
+    manifest: str
     trigger: str
-    version_id: str | None
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> RunInput:
-        missing = [name for name in ("runId", "bucket", "key", "dataset", "trigger") if not event.get(name)]
+        missing = [name for name in ("runId", "bucket", "dataset", "manifest") if not event.get(name)]
         if missing:
             raise RunInputError(
                 f"execution input lacks {', '.join(missing)}; start runs by uploading to "
                 "training/<dataset>/ (see events/pipeline_execution_input.json for the shape)"
             )
-        if event["trigger"] not in (SINGLE_FILE, MARKER):
-            raise RunInputError(f"trigger must be {SINGLE_FILE} or {MARKER}, got {event['trigger']!r}")
         return cls(
             run_id=event["runId"],
             bucket=event["bucket"],
-            key=event["key"],
             dataset=event["dataset"],
-            trigger=event["trigger"],
-            version_id=event.get("versionId"),
+            manifest=event["manifest"],
+            trigger=str(event.get("trigger") or "marker"),
         )
 
 
@@ -111,39 +108,45 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
     return found
 
 
-def load_config(s3: Any, bucket: str, dataset: str, defaults: dict[str, Any]) -> tuple[RunConfig, bool]:
-    """Template defaults overridden by training/<dataset>/pipeline.json when it exists."""
+def _read_version(s3: Any, bucket: str, entry: Entry, byte_range: str | None = None) -> bytes:
+    request: dict[str, Any] = {"Bucket": bucket, "Key": entry.key, "IfMatch": entry.etag}
+    if entry.version_id:
+        request["VersionId"] = entry.version_id
+    if byte_range:
+        request["Range"] = byte_range
+    return bytes(s3.get_object(**request)["Body"].read())
+
+
+def load_config(
+    s3: Any, bucket: str, dataset: str, defaults: dict[str, Any], entries: list[Entry]
+) -> tuple[RunConfig, bool]:
+    """Template defaults overridden by the manifest's version of training/<dataset>/pipeline.json, if any."""
+    config_files = [e for e in entries if e.split == snapshot.CONFIG]
+    if not config_files:
+        return resolve(defaults, {}), False
     key = f"{TRAINING_PREFIX}{dataset}/{CONFIG_FILE}"
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error_code(error) in S3_MISSING_CODES:
-            return resolve(defaults, {}), False
-        raise
+    body = _read_version(s3, bucket, config_files[0])
     return resolve(defaults, parse_overrides(body, f"s3://{bucket}/{key}")), True
 
 
-def dataset_files(s3: Any, run: RunInput) -> tuple[str, list[str]]:
-    """The S3 prefix the processing job reads, and its data files (no markers, no pipeline.json)."""
-    if run.trigger == SINGLE_FILE:
-        return f"s3://{run.bucket}/{run.key}", [run.key]
-    prefix = f"{TRAINING_PREFIX}{run.dataset}/"
-    keys = [key for key, size in list_keys(s3, run.bucket, prefix) if size > 0 and not is_control_file(key)]
-    if not keys:
+def data_entries(run: RunInput, entries: list[Entry]) -> list[Entry]:
+    """The manifest's training files; none is an error that says where the run looked."""
+    data = [e for e in entries if e.split == "training"]
+    if not data:
         raise DatasetNotFoundError(
-            f"s3://{run.bucket}/{prefix} holds no data files (only markers or empty objects); "
-            "upload the data first, then the _READY marker"
+            f"s3://{run.bucket}/{TRAINING_PREFIX}{run.dataset}/ held no data files when the run started "
+            f"(manifest {run.manifest}); upload the data first, then the _READY marker"
         )
-    return f"s3://{run.bucket}/{prefix}", keys
+    return data
 
 
-def _text_sample(s3: Any, bucket: str, keys: list[str]) -> str | None:
-    text_keys = [k for k in keys if k.lower().endswith((".txt", ".text"))]
-    if not text_keys:
+def _text_sample(s3: Any, bucket: str, data: list[Entry]) -> str | None:
+    text = [e for e in data if e.key.lower().endswith((".txt", ".text"))]
+    if not text:
         return None
-    body = s3.get_object(Bucket=bucket, Key=text_keys[0], Range=f"bytes=0-{_TEXT_SAMPLE_BYTES - 1}")["Body"]
-    text: str = body.read().decode("utf-8", errors="replace")
-    return text
+    body = _read_version(s3, bucket, text[0], f"bytes=0-{_TEXT_SAMPLE_BYTES - 1}")
+    sample: str = body.decode("utf-8", errors="replace")
+    return sample
 
 
 # Non-tabular formats the default recipe trains on (class folders: training/<dataset>/<class>/<file>).
@@ -157,19 +160,11 @@ def default_recipe_trains(fmt: DetectedFormat) -> bool:
     return fmt.tabular or fmt.data_format in DEFAULT_RECIPE_FOLDER_FORMATS
 
 
-def detect(s3: Any, run: RunInput, keys: list[str], config: RunConfig) -> DetectedFormat:
+def detect(s3: Any, run: RunInput, data: list[Entry], config: RunConfig) -> DetectedFormat:
     if config["data_format"] != "auto":
         fmt = config["data_format"]
         return DetectedFormat(fmt, detect_format([f"x.{fmt}"]).content_type, tabular=True)
-    return detect_format(keys, _text_sample(s3, run.bucket, keys))
-
-
-def optional_split(s3: Any, bucket: str, split: str, dataset: str) -> str | None:
-    """s3://<input>/<split>/<dataset>/ when the user provided that split, else None (the recipe splits)."""
-    prefix = f"{split}/{dataset}/"
-    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=10)
-    has_data = any(obj["Size"] > 0 and not is_control_file(obj["Key"]) for obj in page.get("Contents", []))
-    return f"s3://{bucket}/{prefix}" if has_data else None
+    return detect_format([e.key for e in data], _text_sample(s3, run.bucket, data))
 
 
 def custom_recipe_files(s3: Any, bucket: str, dataset: str, entry_point: str) -> dict[str, bytes]:
@@ -388,14 +383,23 @@ def champion_arguments(champion: Champion | None) -> list[str]:
     ]
 
 
-def ensure_experiment(sagemaker: Any, experiment: str, trial: str, dataset: str, run_id: str) -> None:
-    """One experiment per dataset, one trial per run; both idempotent (a retried prepare reuses them)."""
+def ensure_experiment(
+    sagemaker: Any, experiment: str, trial: str, dataset: str, *, run_id: str, manifest_uri: str
+) -> None:
+    """One experiment per dataset, one trial per run (tagged with the run's input manifest); both idempotent
+    (a retried prepare reuses them)."""
     creates: tuple[Callable[[], Any], ...] = (
         lambda: sagemaker.create_experiment(
             ExperimentName=experiment, Description=f"Pipeline runs of dataset {dataset}"[:3072]
         ),
         lambda: sagemaker.create_trial(
-            TrialName=trial, ExperimentName=experiment, Tags=[{"Key": "mlops:run-id", "Value": run_id}]
+            TrialName=trial,
+            ExperimentName=experiment,
+            Tags=[
+                {"Key": "mlops:run-id", "Value": run_id},
+                # Tag values: at most 256 characters; this URI: 5 + 63 + 1 + 5 + 63 + 1 + 80 + 14 = 232.
+                {"Key": "mlops:input-manifest", "Value": manifest_uri},
+            ],
         ),
     )
     for create in creates:
@@ -419,18 +423,24 @@ def prepare_run(
     run = RunInput.from_event(event)
     if run.bucket != settings.input_bucket:
         raise RunInputError(f"runs read only the input bucket {settings.input_bucket}, not {run.bucket}")
-    config, has_config_file = load_config(s3, run.bucket, run.dataset, settings.defaults)
-    data_uri, keys = dataset_files(s3, run)
-    fmt = detect(s3, run, keys, config)
+    manifest, entries = snapshot.read_manifest(s3, run.manifest)
+    if manifest["runId"] != run.run_id or manifest["dataset"] != run.dataset:
+        raise ManifestError(f"{run.manifest} belongs to run {manifest['runId']}, not {run.run_id}")
+    config, has_config_file = load_config(s3, run.bucket, run.dataset, settings.defaults, entries)
+    data = data_entries(run, entries)
+    fmt = detect(s3, run, data, config)
     if not default_recipe_trains(fmt) and config["recipe"] is None:
         raise RecipeRequiredError(
-            f"training/{run.dataset}/ holds {fmt.data_format} data ({len(keys)} file(s), e.g. {keys[0]}); "
+            f"training/{run.dataset}/ holds {fmt.data_format} data "
+            f"({len(data)} file(s), e.g. {data[0].key}); "
             "the default recipe trains on CSV, Parquet, JSON Lines, LibSVM, images (JPEG/PNG) and .txt "
             "documents in class folders. To train on it, add to "
             f"training/{run.dataset}/{CONFIG_FILE}: "
             '{"recipe": {"image_uri": "<ECR image>", "entry_point": "<script>.py", "content_type": '
             f'"{fmt.content_type}"}}}} and upload the script under {RECIPES_PREFIX}/{run.dataset}/'
         )
+    # Every job reads these copies of the manifest's versions, never the input bucket.
+    inputs = snapshot.copy_snapshot(s3, manifest, entries, settings.output_bucket)
     if config["recipe"]:
         files = custom_recipe_files(s3, run.bucket, run.dataset, config["recipe"]["entry_point"])
         image = config["recipe"]["image_uri"]
@@ -449,10 +459,10 @@ def prepare_run(
         "modelPackageGroup": base,
         "endpoint": base,
     }
-    run_path = f"runs/{naming.slug(run.dataset, 63)}/{run.run_id}"
+    run_path = snapshot.run_path(run.dataset, run.run_id)
     processed = f"s3://{settings.output_bucket}/{run_path}/processed"
     paths = {
-        "data": data_uri,
+        "data": inputs["training"],
         "train": f"{processed}/train/",
         "validation": f"{processed}/validation/",
         "test": f"{processed}/test/",
@@ -464,9 +474,16 @@ def prepare_run(
         "checkpoints": config["checkpoint_s3_uri"]
         or f"s3://{settings.models_bucket}/checkpoints/{run_path}/",
     }
-    validation_uri = optional_split(s3, run.bucket, "validation", run.dataset)
-    test_uri = optional_split(s3, run.bucket, "test", run.dataset)
-    ensure_experiment(sagemaker, names["experiment"], names["trial"], run.dataset, run.run_id)
+    validation_uri = inputs.get("validation")
+    test_uri = inputs.get("test")
+    ensure_experiment(
+        sagemaker,
+        names["experiment"],
+        names["trial"],
+        run.dataset,
+        run_id=run.run_id,
+        manifest_uri=run.manifest,
+    )
     # The champion as the run starts; the quality gate looks it up again when it decides.
     champion = find_champion(sagemaker, names["endpoint"]) if config["recipe"] is None else None
     jobs = build_jobs(
@@ -474,7 +491,7 @@ def prepare_run(
         settings=settings,
         config=config,
         fmt=fmt,
-        data_uri=data_uri,
+        data_uri=inputs["training"],
         validation_uri=validation_uri,
         test_uri=test_uri,
         code=code,
@@ -488,14 +505,14 @@ def prepare_run(
         "runId": run.run_id,
         "dataset": run.dataset,
         "region": settings.region,
-        "source": {"bucket": run.bucket, "key": run.key, "versionId": run.version_id, "trigger": run.trigger},
+        "source": {"bucket": run.bucket, "manifest": run.manifest, "trigger": run.trigger},
         "config": config.as_dict(),
         "configFile": has_config_file,
         "data": {
             "format": fmt.data_format,
             "contentType": content_type,
             "tabular": fmt.tabular,
-            "files": len(keys),
+            "files": len(data),
             "validationProvided": validation_uri is not None,
             "testProvided": test_uri is not None,
             "servingContentTypes": [content_type] if config["recipe"] else serving_types,
@@ -508,4 +525,11 @@ def prepare_run(
     }
 
 
-__all__ = ["DataFormatError", "DatasetNotFoundError", "RecipeRequiredError", "RunInputError", "prepare_run"]
+__all__ = [
+    "DataFormatError",
+    "DatasetNotFoundError",
+    "ManifestError",
+    "RecipeRequiredError",
+    "RunInputError",
+    "prepare_run",
+]

@@ -97,6 +97,8 @@ def register(
         "dataset": property_value(run["dataset"]),
         "endpoint-name": run["names"]["endpoint"],
         "test-data-uri": run["paths"]["test"],
+        # The run's input: every object version it trained on (pipeline/snapshot.py).
+        "input-manifest": run["source"]["manifest"],
         "schema-uri": run["paths"]["schema"],
         "report-uri": run["paths"].get("report", ""),
         "gate-metric": gate["metric"],

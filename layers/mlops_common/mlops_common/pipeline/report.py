@@ -196,7 +196,8 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "dataset": run.get("dataset") or state.get("dataset"),
         "runId": run.get("runId") or state.get("runId"),
-        "source": f"s3://{state.get('bucket')}/{state.get('key')}" if state.get("key") else None,
+        # The run's input manifest: every object version the run read.
+        "manifest": (run.get("source") or {}).get("manifest") or state.get("manifest"),
         "metrics": gate.get("metrics"),
         "gate": gate.get("reason"),
         "modelPackageArn": registration.get("modelPackageArn"),

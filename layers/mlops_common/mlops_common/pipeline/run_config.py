@@ -29,6 +29,8 @@ _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
 MAX_RUNTIME_LIMIT = 777_600
 SERVERLESS_MEMORY = (1024, 2048, 3072, 4096, 5120, 6144)
+# A run starts once its dataset's folders have been quiet this long (pipeline/batching.py); at most a day.
+MAX_QUIET_SECONDS = 86_400
 KNOWN_HYPERPARAMETERS = ("algorithm", "n_estimators", "max_depth", "learning_rate", "seed")
 
 
@@ -193,6 +195,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     ),
     "recipe": _recipe,
     "smoke_test_rows": _integer(1, 100),
+    "dataset_quiet_seconds": _integer(1, MAX_QUIET_SECONDS),
 }
 
 BUILT_IN_DEFAULTS: dict[str, Any] = {
@@ -227,6 +230,7 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
     "image_uri": None,
     "recipe": None,
     "smoke_test_rows": 50,
+    "dataset_quiet_seconds": 120,
 }
 
 
@@ -317,3 +321,22 @@ def metric_and_threshold(config: RunConfig, problem_type: str) -> tuple[str, flo
     """The gate's metric (default accuracy / rmse by problem type) and threshold (None: champion only)."""
     family = "regression" if problem_type == "regression" else "classification"
     return config["metric"] or DEFAULT_METRIC[family], config["threshold"]
+
+
+def quiet_seconds(defaults: dict[str, Any], config_file: bytes | None) -> tuple[int, str | None]:
+    """The dataset's quiet time: pipeline.json's dataset_quiet_seconds, else the template default.
+
+    Lenient on purpose: the trigger must not drop uploads over a bad pipeline.json. A problem is returned (to
+    log) and the default used; the run then fails in PrepareRun with the full message.
+    """
+    check = _FIELDS["dataset_quiet_seconds"]
+    default = check("dataset_quiet_seconds", defaults.get("dataset_quiet_seconds", 120))
+    if not config_file:
+        return default, None
+    try:
+        overrides = parse_overrides(config_file)
+        if "dataset_quiet_seconds" not in overrides:
+            return default, None
+        return check("dataset_quiet_seconds", overrides["dataset_quiet_seconds"]), None
+    except InvalidConfigError as error:
+        return default, str(error)

@@ -1,13 +1,14 @@
-"""Which S3 object events start a run, and the run's identity.
+"""Which S3 object events belong to which dataset, and what each one asks for.
 
-Convention (docs/pipeline.md):
-- ``training/<dataset>/<file>`` with a tabular extension directly under the dataset folder is a single-file
-  dataset: it starts a run when it lands.
-- Anything deeper (``training/<dataset>/<dir>/...``) or non-tabular is part of a multi-file dataset: it
-  starts nothing; ``training/<dataset>/_READY`` or ``training/<dataset>/manifest.json`` starts one run
-  for the folder.
-- ``pipeline.json`` (the run configuration), folder markers, zero-byte files, unsupported extensions and keys
-  outside ``training/`` start nothing; the reason is logged.
+A dataset is everything under ``training/<dataset>/`` plus its optional ``validation/<dataset>/`` and
+``test/<dataset>/`` splits (docs/pipeline.md):
+- ``training/<dataset>/_READY`` or ``training/<dataset>/manifest.json`` (a marker) starts the dataset's run at
+  once;
+- any other object under those folders is an upload: the run starts once the dataset's folders have been quiet
+  for ``DatasetQuietSeconds`` (pipeline/batching.py), whatever the upload's shape (one file, a sync of a
+  thousand, sub-folders, image class folders, splits);
+- folder markers, zero-byte files, unsupported extensions, files directly under a split folder and keys
+  outside these folders are ignored; the reason is logged.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from mlops_common.pipeline import naming
-from mlops_common.pipeline.data_formats import CONFIG_FILE, READY_MARKERS, format_of, is_tabular_key
+from mlops_common.pipeline.data_formats import CONFIG_FILE, READY_MARKERS, format_of
 
 TRAINING_PREFIX = "training/"
-SINGLE_FILE = "single-file"
+# The folders a dataset's files live in, in the order a manifest lists them.
+SPLITS = ("training", "validation", "test")
 MARKER = "marker"
+UPLOAD = "upload"
+IGNORE = "ignore"
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,10 @@ class ObjectEvent:
 
 @dataclass(frozen=True)
 class Decision:
-    start: bool
+    action: str  # marker | upload | ignore
     reason: str
     dataset: str | None = None
-    trigger: str | None = None  # single-file | marker
+    split: str | None = None
 
 
 class EventShapeError(ValueError):
@@ -96,48 +99,35 @@ def key_candidates(raw_key: str) -> list[str]:
     return [raw_key] if decoded == raw_key else [raw_key, decoded]
 
 
+def dataset_prefixes(dataset: str) -> list[str]:
+    """The folders of one dataset; the trailing '/' keeps 'iris' from matching 'iris2'."""
+    return [f"{split}/{dataset}/" for split in SPLITS]
+
+
 def classify(key: str, size: int | None) -> Decision:  # noqa: PLR0911 - one return per rule reads best
-    """Start or ignore, with the reason either way."""
-    if not key.startswith(TRAINING_PREFIX):
-        return Decision(False, f"outside {TRAINING_PREFIX}: only training/<dataset>/... starts runs")
-    rest = key[len(TRAINING_PREFIX) :]
+    """Marker, upload or ignore, with the reason either way."""
+    split, _, rest = key.partition("/")
+    if split not in SPLITS or not rest:
+        return Decision(IGNORE, "outside training/, validation/ and test/: only dataset folders start runs")
     if key.endswith("/"):
-        return Decision(False, "folder marker (key ends with '/')")
+        return Decision(IGNORE, "folder marker (key ends with '/')")
     parts = rest.split("/")
     if len(parts) < 2 or not parts[0]:
         return Decision(
-            False, "file directly under training/: put it in a dataset folder, training/<dataset>/<file>"
+            IGNORE, f"file directly under {split}/: put it in a dataset folder, {split}/<dataset>/<file>"
         )
     dataset, name = parts[0], parts[-1]
     direct = len(parts) == 2
-    if direct and name in READY_MARKERS:
-        return Decision(True, f"completion marker {name}: the whole folder is the dataset", dataset, MARKER)
-    if direct and name == CONFIG_FILE:
-        return Decision(False, f"{CONFIG_FILE} configures the next run and starts nothing", dataset)
+    if split == "training" and direct and name in READY_MARKERS:
+        return Decision(MARKER, f"completion marker {name}: the run starts now", dataset, split)
+    if split == "training" and direct and name == CONFIG_FILE:
+        return Decision(
+            UPLOAD, f"{CONFIG_FILE}: the run configuration is part of the dataset", dataset, split
+        )
     if size == 0:
-        return Decision(False, "zero-byte object", dataset)
+        return Decision(IGNORE, "zero-byte object", dataset, split)
     if format_of(key) is None:
-        return Decision(False, f"unsupported extension for {name!r}", dataset)
-    if not direct:
-        return Decision(
-            False,
-            f"part of a multi-file dataset: upload training/{dataset}/_READY when all files are there",
-            dataset,
-        )
-    if not is_tabular_key(key):
-        return Decision(
-            False,
-            f"non-tabular file: part of a multi-file dataset, upload training/{dataset}/_READY to start",
-            dataset,
-        )
-    return Decision(True, "single-file dataset", dataset, SINGLE_FILE)
-
-
-def version_token(event: ObjectEvent) -> str:
-    """What tells two versions of one key apart: the version id; without versioning, the sequencer and ETag
-    (both are repeated verbatim in a redelivered event, and the ETag changes with the content)."""
-    return event.version_id or f"{event.sequencer or ''}/{event.etag or ''}"
-
-
-def execution_name_for(event: ObjectEvent, dataset: str) -> str:
-    return naming.execution_name(dataset, event.bucket, event.key, version_token(event))
+        return Decision(IGNORE, f"unsupported extension for {name!r}", dataset, split)
+    return Decision(
+        UPLOAD, f"part of dataset {dataset!r}: the run starts when its folders are quiet", dataset, split
+    )

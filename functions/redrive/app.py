@@ -1,0 +1,36 @@
+"""Replay the trigger dead-letter queue into StartRun and ApprovalListener (docs/pipeline.md, "Nothing lost").
+
+aws lambda invoke --function-name <RedriveFunctionName> out.json      # optional payload {"max_messages": 50}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlops_common.aws import client
+from mlops_common.pipeline import redrive
+
+logger = Logger(service="pipeline-redrive")
+tracer = Tracer(service="pipeline-redrive")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
+    max_messages = int((event or {}).get("max_messages") or 1000)
+    result = redrive.redrive(
+        client("sqs"),
+        client("lambda"),
+        os.environ["DEAD_LETTER_QUEUE_URL"],
+        {
+            redrive.S3_SOURCE: os.environ["START_RUN_FUNCTION"],
+            redrive.SAGEMAKER_SOURCE: os.environ["APPROVAL_LISTENER_FUNCTION"],
+        },
+        max_messages,
+    ).as_dict()
+    logger.info("dead letters replayed", extra=result)
+    return result
