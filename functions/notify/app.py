@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlops_common.aws import publish_notification
+from mlops_common.aws import client, publish_notification
 from mlops_common.pipeline import report
 
 logger = Logger(service="pipeline-notify")
@@ -35,7 +35,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for step, seconds in report.step_durations(state).items():
         metrics.add_metric(name=f"{step}Seconds", unit=MetricUnit.Seconds, value=seconds)
     if outcome in ("failed", "deploy_failed"):
-        message.update(report.failure(state))
+        # A failed job's log holds the recipe's own message when the job's record does not.
+        message.update(report.failure(state, report.cloudwatch_log_tail(client("logs"))))
         execution_arn = event.get("executionArn")
         region = execution_arn.split(":")[3] if execution_arn else os.environ.get("AWS_REGION", "")
         message.update(

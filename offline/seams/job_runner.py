@@ -17,7 +17,14 @@ and a worker thread runs it under SageMaker's container contract, in `<work_dir>
 - on success outputs are uploaded (processing outputs; training: model dir -> `<S3OutputPath>/<job>/output/
   model.tar.gz`, ModelArtifacts set, `MetricDefinitions` regexes applied to the log -> FinalMetricDataList);
   checkpoints are synced to CheckpointConfig.S3Uri either way;
-- on failure FailureReason is `<root>/output/failure` (training) or "AlgorithmError: <last stderr line>";
+- processing: ExitMessage is the first KB of `<root>/output/message` whatever the outcome (AWS reads that
+  file, never stderr); a non-zero exit fails the job with FailureReason "AlgorithmError: See job logs for more
+  information";
+- training: the scikit-learn container's `train` command (sagemaker-containers' trainer around
+  sagemaker-training's script runner) runs the script without capturing stderr and, on a non-zero exit,
+  rewrites `<root>/output/failure` with its own traceback ending `ExecuteUserScriptError: ExitCode <n>
+  ErrorMessage ""`: FailureReason is "AlgorithmError: " + that text, cut at 1024 characters, so the script's
+  own message is only in the log;
 - logs are kept in the job folder (`logs/stdout.log`, `logs/stderr.log`) and CloudWatch Logs
   (/aws/sagemaker/TrainingJobs, /aws/sagemaker/ProcessingJobs);
 - an image whose repository is not sagemaker-scikit-learn or sagemaker-xgboost fails with "no offline runner
@@ -65,6 +72,7 @@ class JobRun:
     done: threading.Event = field(default_factory=threading.Event)
     process: subprocess.Popen[bytes] | None = None
     stop_requested: bool = False
+    exit_message: str | None = None
 
     def stop(self) -> None:
         """Stop*Job: end the job's process; the worker then records Stopped."""
@@ -205,9 +213,40 @@ def _as_arg(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+# DescribeProcessingJob.ExitMessage and Describe*Job.FailureReason hold at most 1 KB / 1024 characters.
+REASON_LIMIT = 1024
+PROCESSING_FAILURE = "AlgorithmError: See job logs for more information"
+
+
+def _exit_message(root: Path) -> str | None:
+    """The first KB of <root>/output/message (None when absent); AWS fails a job whose file is not UTF-8."""
+    path = root / "output" / "message"
+    if not path.is_file():
+        return None
+    head = path.read_bytes()[:REASON_LIMIT]
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start >= len(head) - 3:  # the cut fell inside a multi-byte character
+            return head[: error.start].decode("utf-8")
+        raise JobError(f"ClientError: /opt/ml/output/message is not UTF-8 encoded ({error})") from error
+
+
+def train_command_failure(exit_code: int, command: list[str]) -> str:
+    """What the container's `train` command writes to output/failure when the script exits non-zero
+    (sagemaker_containers._trainer.train around sagemaker_training.process.check_error, capture_error=False:
+    the script's stderr is not captured, so ErrorMessage is empty). The traceback frames are the toolkit's."""
+    error = f'ExecuteUserScriptError:\nExitCode {exit_code}\nErrorMessage ""\nCommand "{" ".join(command)}"'
+    return (
+        "framework error: \nTraceback (most recent call last):\n"
+        "  (frames of sagemaker_containers._trainer, sagemaker_sklearn_container.training and "
+        "sagemaker_training.process: not reproduced offline)\n"
+        f"sagemaker_training.errors.ExecuteUserScriptError: {error}\n{error}"
+    )
+
+
+def training_failure_reason(failure_text: str) -> str:
+    return f"AlgorithmError: {failure_text}"[:REASON_LIMIT]
 
 
 def _now() -> Any:
@@ -304,10 +343,11 @@ def _run_processing(job: Any, run: JobRun, state: Any, environment: dict[str, st
     env = _base_env(state, environment)
     code, out_log, err_log = _execute(run, cmd, run.root, env, timeout)
     _safe_cloudwatch(run, "/aws/sagemaker/ProcessingJobs", [out_log, err_log])
+    run.exit_message = _exit_message(run.root)
     if code is None:
         raise _Stopped(f"MaxRuntimeExceeded: the job ran longer than {timeout:g} seconds")
     if code != 0:
-        raise JobError(f"AlgorithmError: {_last_line(err_log) or _last_line(out_log)} (exit code {code})")
+        raise JobError(PROCESSING_FAILURE)
     for item in outputs:
         out = item["S3Output"]
         upload_dir(s3, map_path(out["LocalPath"], run.root), out["S3Uri"])
@@ -458,7 +498,8 @@ def _run_training(job: Any, run: JobRun, state: Any, environment: dict[str, str]
     user_args = json.loads(env["SM_USER_ARGS"])
     stopping = job.stopping_condition or {}
     timeout = float(stopping.get("MaxRuntimeInSeconds") or state.default_job_timeout_seconds)
-    code, out_log, err_log = _execute(run, [_python(state), program, *user_args], root / "code", env, timeout)
+    command = [_python(state), program, *user_args]
+    code, out_log, err_log = _execute(run, command, root / "code", env, timeout)
     _safe_cloudwatch(run, "/aws/sagemaker/TrainingJobs", [out_log, err_log])
     if checkpoint.get("S3Uri"):
         upload_dir(s3, checkpoint_dir, checkpoint["S3Uri"])
@@ -466,11 +507,10 @@ def _run_training(job: Any, run: JobRun, state: Any, environment: dict[str, str]
     if code is None:
         raise _Stopped(f"Training job runtime exceeded MaxRuntimeInSeconds provided ({timeout:g} s)")
     if code != 0:
+        # The container's train command replaces whatever the script wrote there.
         failure = root / "output" / "failure"
-        reason = failure.read_text(errors="replace").strip() if failure.is_file() else ""
-        raise JobError(
-            reason or f"AlgorithmError: {_last_line(err_log) or _last_line(out_log)} (exit code {code})"
-        )
+        failure.write_text(train_command_failure(code, ["/usr/bin/python3", program, *user_args]))
+        raise JobError(training_failure_reason(failure.read_text()))
     _transition(job, "Uploading", "Uploading generated training model")
     output = job.output_data_config["S3OutputPath"].rstrip("/")
     bucket, prefix = parse_s3_uri(f"{output}/{job.training_job_name}/output/model.tar.gz")
@@ -504,7 +544,15 @@ def _metrics(definitions: list[dict[str, str]], files: list[Path]) -> list[dict[
 # ---------------------------------------------------------------- lifecycle
 
 
-def _finish(job: Any, kind: str, status: str, reason: str | None, secondary: str | None = None) -> None:
+def _finish(
+    job: Any,
+    kind: str,
+    status: str,
+    reason: str | None,
+    secondary: str | None = None,
+    *,
+    exit_message: str | None = None,
+) -> None:
     now = _now()
     if kind == "training":
         job.training_end_time = now
@@ -517,8 +565,7 @@ def _finish(job: Any, kind: str, status: str, reason: str | None, secondary: str
         job.training_job_status = status
     else:
         job.processing_end_time = now
-        if reason:
-            job.exit_message = reason
+        job.exit_message = exit_message
         job.processing_job_status = status
     job.failure_reason = reason if status != "Completed" else None
     job.last_modified_time = now
@@ -555,7 +602,7 @@ def _worker(job: Any, kind: str, run: JobRun, state: Any, environment: dict[str,
             if run.stop_requested:
                 # Decided before the status is written: a poller must never see the killed process's Failed.
                 outcome = ("Stopped", None, "Stopped")
-            _finish(job, kind, *outcome)
+            _finish(job, kind, *outcome, exit_message=run.exit_message)
     finally:
         run.done.set()
 

@@ -207,6 +207,24 @@ def test_a_missing_target_column_fails_with_that_cause_and_notifies(
     assert "flower_kind" in final.cause
 
 
+def test_a_training_dataset_error_reaches_the_notification_from_the_jobs_log(
+    aws: EmbeddedAws, notifications: str
+) -> None:
+    """The container's train command replaces the recipe's failure file, so the notification reads the log."""
+    since = upload(aws, "e2e-badtrain", iris_config(hyperparameters={"n_estimators": 0}))
+    [run] = runs_of(aws, "e2e-badtrain", 1, since)
+    assert run["status"] == "FAILED"
+    [job] = aws.client("sagemaker").list_training_jobs(NameContains="e2e-badtrain")["TrainingJobSummaries"]
+    reason = aws.client("sagemaker").describe_training_job(TrainingJobName=job["TrainingJobName"])[
+        "FailureReason"
+    ]
+    assert "ExecuteUserScriptError" in reason and "must be at least 1" not in reason
+    messages = receive_notifications(aws, notifications)
+    [failed] = [m for m in messages if "e2e-badtrain" in m["Message"]]
+    cause = json.loads(failed["Message"])["cause"]
+    assert "DatasetError: hyperparameter n-estimators=0 must be at least 1" in cause, cause
+
+
 def test_manual_approval_waits_and_approving_deploys(aws: EmbeddedAws) -> None:
     sagemaker = aws.client("sagemaker")
     name = endpoint_name(aws, "e2e-manual")

@@ -94,13 +94,15 @@ def test_create_update_rollback_delete(models_bucket: OfflineState) -> None:
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
     assert _predict("ep") == {"predictions": [2.0, 4.0]}
 
-    # bad input: the server's ValueError comes back as ModelError with its message
+    # an exception in input_fn: the container answers 500 with an HTML page, the message stays in its log
     with pytest.raises(ClientError) as error:
         aws("sagemaker-runtime").invoke_endpoint(
             EndpointName="ep", ContentType="application/json", Body=b"{}"
         )
     assert error.value.response["Error"]["Code"] == "ModelError"
-    assert "send text/csv" in error.value.response["Error"]["Message"]
+    message = error.value.response["Error"]["Message"]
+    assert "Received server error (500)" in message and "Internal Server Error" in message
+    assert "send text/csv" not in message
 
     first_server = endpoints.fleet_for("123456789012", "us-east-1", "ep")
     assert first_server is not None
@@ -125,6 +127,62 @@ def test_create_update_rollback_delete(models_bucket: OfflineState) -> None:
     assert server.process.poll() is not None
     with pytest.raises(ClientError):
         _predict("ep")
+
+
+CONTRACT = """
+import json
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return {"type": type(body).__name__, "content_type": content_type}
+
+def predict_fn(data, model):
+    return data
+
+def output_fn(prediction, accept):
+    if prediction["content_type"].startswith("application/x-refuse"):
+        from sagemaker_containers.beta.framework import worker
+        body = json.dumps({"error": "send rows"})
+        return worker.Response(response=body, status=400, mimetype="application/json")
+    if accept.startswith("text/csv"):
+        return f"{prediction['type']},{prediction['content_type']},{accept}\\n", "text/csv"
+    return json.dumps(prediction), "application/json"
+"""
+
+
+def test_the_serving_contract_of_the_scikit_learn_container(models_bucket: OfflineState) -> None:
+    """Full headers reach the handlers, bytes unless the type is exactly JSON/CSV, text answers carry a
+    charset, and a handler's own 4xx Response is the only way a bad request gets its message back."""
+    aws("sagemaker").create_endpoint(
+        EndpointName="contract", EndpointConfigName=_model("contract", 1, CONTRACT)
+    )
+    assert _wait("contract")["EndpointStatus"] == "InService"
+    runtime = aws("sagemaker-runtime")
+
+    plain = runtime.invoke_endpoint(
+        EndpointName="contract", ContentType="text/csv", Accept="text/csv", Body="1"
+    )
+    assert plain["ContentType"] == "text/csv; charset=utf-8"
+    assert plain["Body"].read() == b"str,text/csv,text/csv\n"
+    with_charset = runtime.invoke_endpoint(
+        EndpointName="contract",
+        ContentType="text/csv; charset=utf-8",
+        Accept="text/csv, application/json;q=0.5",
+        Body="1",
+    )
+    assert with_charset["Body"].read() == b"bytes,text/csv; charset=utf-8,text/csv, application/json;q=0.5\n"
+    default_accept = runtime.invoke_endpoint(EndpointName="contract", ContentType="text/csv", Body="1")
+    assert default_accept["ContentType"] == "application/json"
+    assert json.loads(default_accept["Body"].read()) == {"type": "str", "content_type": "text/csv"}
+
+    with pytest.raises(ClientError) as error:
+        runtime.invoke_endpoint(EndpointName="contract", ContentType="application/x-refuse", Body=b"x")
+    assert error.value.response["Error"]["Code"] == "ModelError"
+    assert error.value.response["Error"]["Message"] == (
+        'Received client error (400) from primary with message "{"error": "send rows"}".'
+    )
 
 
 def test_unknown_image_endpoint_fails(models_bucket: OfflineState) -> None:

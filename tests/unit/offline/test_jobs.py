@@ -21,6 +21,10 @@ import pathlib, sys
 rows = pathlib.Path(sys.argv[1], "data.csv").read_text().splitlines()
 if len(rows) < 2:
     print("DatasetError: data.csv needs a header and one row", file=sys.stderr)
+    if len(rows) == 1:  # an empty file says nothing but on stderr
+        message = pathlib.Path(sys.argv[1]).parents[2] / "output" / "message"  # /opt/ml/output/message
+        message.parent.mkdir(parents=True, exist_ok=True)
+        message.write_text("data.csv has only a header: add rows " + "x" * 2000)
     sys.exit(2)
 out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 (out / "count.txt").write_text(str(len(rows) - 1))
@@ -151,7 +155,8 @@ def test_processing_job_runs_and_uploads_outputs(bucket: Any) -> None:
     assert bucket.get_object(Bucket="bkt", Key="out/p1/count.txt")["Body"].read() == b"2"
 
 
-def test_processing_failure_reason_is_last_stderr_line(bucket: Any) -> None:
+def test_processing_failure_keeps_the_exit_message_file_not_stderr(bucket: Any) -> None:
+    """AWS: ExitMessage = the first KB of /opt/ml/output/message; a generic FailureReason; stderr unread."""
     bucket.put_object(Bucket="bkt", Key="data/data.csv", Body=b"a,b\n")
     sm = aws("sagemaker")
     sm.create_processing_job(**_processing_job("p2"))
@@ -159,7 +164,21 @@ def test_processing_failure_reason_is_last_stderr_line(bucket: Any) -> None:
     done = _wait(lambda: sm.describe_processing_job(ProcessingJobName="p2"), "ProcessingJobStatus")
 
     assert done["ProcessingJobStatus"] == "Failed"
-    assert "DatasetError: data.csv needs a header and one row" in done["FailureReason"]
+    assert done["FailureReason"] == "AlgorithmError: See job logs for more information"
+    assert done["ExitMessage"].startswith("data.csv has only a header: add rows xxx")
+    assert len(done["ExitMessage"]) == 1024
+
+
+def test_processing_failure_without_a_message_file_has_no_exit_message(bucket: Any) -> None:
+    bucket.put_object(Bucket="bkt", Key="data/data.csv", Body=b"")
+    sm = aws("sagemaker")
+    sm.create_processing_job(**_processing_job("p2b"))
+
+    done = _wait(lambda: sm.describe_processing_job(ProcessingJobName="p2b"), "ProcessingJobStatus")
+
+    assert done["ProcessingJobStatus"] == "Failed"
+    assert "ExitMessage" not in done, "the stderr line must not surface where AWS would not show it"
+    assert "DatasetError" not in done["FailureReason"]
 
 
 def test_unknown_image_fails_with_clear_reason(bucket: Any) -> None:
@@ -188,14 +207,20 @@ def test_training_job_script_mode_artifact_and_metrics(bucket: Any, offline_stat
     assert (offline_state.work_dir / "jobs" / "t1" / "logs" / "stdout.log").is_file()
 
 
-def test_training_failure_reason_from_output_failure(bucket: Any) -> None:
+def test_training_failure_file_is_rewritten_like_the_containers_train_command(bucket: Any) -> None:
+    """The script's own output/failure does not survive: the toolkit writes its wrapper (ErrorMessage "")."""
     sm = aws("sagemaker")
     sm.create_training_job(**_training_job("t2", n="950"))
 
     done = _wait(lambda: sm.describe_training_job(TrainingJobName="t2"), "TrainingJobStatus")
 
     assert done["TrainingJobStatus"] == "Failed"
-    assert done["FailureReason"] == "too many trees: n-estimators must be at most 900"
+    reason = done["FailureReason"]
+    assert reason.startswith("AlgorithmError: framework error: \nTraceback (most recent call last):")
+    assert (
+        'ExecuteUserScriptError:\nExitCode 1\nErrorMessage ""\nCommand "/usr/bin/python3 train.py' in reason
+    )
+    assert "too many trees" not in reason and len(reason) <= 1024
 
 
 def test_training_timeout_is_stopped_max_runtime_exceeded(bucket: Any) -> None:
@@ -258,7 +283,7 @@ def test_sync_task_returns_describe_output_and_fails_with_task_failed(bucket: An
     assert ok["ModelArtifacts"]["S3ModelArtifacts"].endswith("/sync-ok/output/model.tar.gz")
     assert results["sync-bad"]["status"] == "FAILED"
     assert results["sync-bad"]["error"] == "States.TaskFailed"
-    assert "too many trees" in json.loads(results["sync-bad"]["cause"])["FailureReason"]
+    assert "ExitCode 1" in json.loads(results["sync-bad"]["cause"])["FailureReason"]
 
 
 def test_forced_outcome_and_api_fault(bucket: Any, offline_state: OfflineState) -> None:

@@ -293,3 +293,106 @@ def test_a_lambda_step_failure_links_the_execution_only():
     )
     assert hints["logsCommand"] == "mlops --stack s --region eu-west-1 logs r-1 --step PrepareRun"
     assert list(hints["consoleLinks"]) == ["execution"]
+
+
+TOOLKIT_FAILURE = (
+    'AlgorithmError: framework error: \nTraceback (most recent call last):\n  File "_trainer.py", line 84\n'
+    'sagemaker_training.errors.ExecuteUserScriptError: ExecuteUserScriptError:\nExitCode 2\nErrorMessage ""\n'
+    'Command "/usr/bin/python3 train.py --algorithm linear"'
+)
+RECIPE_LINE = "DatasetError: train.csv: column 'petal_width' has no numeric value; fix the data"
+TRAINING_LOG = [
+    "Invoking user training script.",
+    "Traceback (most recent call last):",
+    '  File "train.py", line 12, in main',
+    "recipe_common.DatasetError: train.csv: column 'petal_width' has no numeric value; fix the data",
+    RECIPE_LINE,
+    "2026-12-01 05:00:00,000 sagemaker-containers ERROR    Reporting training FAILURE",
+    "framework error: ",
+    "sagemaker_training.errors.ExecuteUserScriptError: ExecuteUserScriptError:",
+    "ExitCode 2",
+    'ErrorMessage ""',
+]
+
+
+def _failed_training(name: str = "ds-run-train-1") -> dict:
+    return {
+        "failedStep": "TrainModel",
+        "error": {
+            "Error": "States.TaskFailed",
+            "Cause": json.dumps(
+                {"TrainingJobName": name, "TrainingJobStatus": "Failed", "FailureReason": TOOLKIT_FAILURE}
+            ),
+        },
+    }
+
+
+def test_a_training_failure_names_the_recipes_line_from_the_jobs_log_not_the_toolkits_wrapper():
+    found = report.failure(_failed_training(), lambda kind, name: TRAINING_LOG if kind == "Training" else [])
+    assert found["error"] == "TrainingJobFailed"
+    assert found["cause"].startswith(f"Training job ds-run-train-1 Failed: {RECIPE_LINE} (FailureReason: ")
+    # without a readable log the kept reason is all there is
+    assert report.failure(_failed_training())["cause"].endswith(
+        'Command "/usr/bin/python3 train.py --algorithm linear"'
+    )
+
+    def unreadable(kind: str, name: str) -> list[str]:
+        raise RuntimeError("AccessDenied")
+
+    assert "ExecuteUserScriptError" in report.failure(_failed_training(), unreadable)["cause"]
+
+
+def test_a_processing_failure_names_its_exit_message_not_the_generic_reason():
+    describe = {
+        "ProcessingJobName": "ds-run-process-1",
+        "ProcessingJobStatus": "Failed",
+        "FailureReason": "AlgorithmError: See job logs for more information",
+        "ExitMessage": "DatasetError: iris.csv: target column 'label' not found",
+    }
+
+    def no_log_needed(kind: str, name: str) -> list[str]:
+        raise AssertionError("the exit message is enough")
+
+    state = {"failedStep": "ProcessData", "process": describe}
+    assert report.failure(state, no_log_needed)["cause"] == (
+        "Processing job ds-run-process-1 Failed: DatasetError: iris.csv: target column 'label' not found"
+    )
+    without_message = {k: v for k, v in describe.items() if k != "ExitMessage"}
+    found = report.failure(
+        {"failedStep": "ProcessData", "process": without_message}, lambda k, n: ["ValueError: bad"]
+    )
+    assert found["cause"].startswith(
+        "Processing job ds-run-process-1 Failed: ValueError: bad (FailureReason: "
+    )
+
+
+def test_the_notification_reads_the_failed_jobs_cloudwatch_log(stack, lambda_context):
+    logs = stack_client("logs")
+    group = report.JOB_LOG_GROUPS["Training"]
+    logs.create_log_group(logGroupName=group)
+    for stream, lines in (
+        ("ds-run-train-10/algo-1-1796000000", ["DatasetError: not this job"]),
+        ("ds-run-train-1/algo-1-1796000000", TRAINING_LOG),
+    ):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": 1796000000000 + i, "message": line} for i, line in enumerate(lines)],
+        )
+    topic_queue = stack.subscribe_queue()
+    events_queue = stack.capture_events(report.EVENT_SOURCE)
+
+    result = notify.lambda_handler({"outcome": "failed", "state": _failed_training()}, lambda_context)
+
+    assert result["cause"].startswith(f"TrainModel: Training job ds-run-train-1 Failed: {RECIPE_LINE}")
+    message, _ = received(stack, topic_queue, events_queue)
+    assert RECIPE_LINE in message["cause"]
+
+
+def stack_client(service: str):
+    import boto3
+
+    from .conftest import REGION
+
+    return boto3.client(service, region_name=REGION)

@@ -72,7 +72,10 @@ def test_a_csv_dataset_gets_a_complete_plan(stack, lambda_context):
     assert arguments[arguments.index("--target-column") + 1] == "label"
     assert arguments[arguments.index("--data-format") + 1] == "csv"
     assert json.loads(arguments[arguments.index("--text-columns") + 1]) == []
-    assert run["image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    assert (
+        run["image"]
+        == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
+    )
     train = run["jobs"]["train"]
     assert json.loads(train["HyperParameters"]["sagemaker_program"]) == "train.py"
     assert json.loads(train["HyperParameters"]["sagemaker_submit_directory"]) == run["code"]["sourceDir"]

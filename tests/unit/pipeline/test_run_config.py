@@ -22,6 +22,8 @@ def test_pipeline_json_overrides_template_defaults_which_override_built_ins():
     assert config["max_wait_seconds"] == 1200, "spot waits twice the runtime unless told"
     assert config["threshold"] is None
     assert config["approval_mode"] == "auto"
+    assert config["sklearn_version"] is None, "the image module's default applies"
+    assert resolve({}, {"sklearn_version": "1.2-1"})["sklearn_version"] == "1.2-1"
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,7 @@ def test_pipeline_json_overrides_template_defaults_which_override_built_ins():
     [
         ({"target_colum": "label"}, "target_colum"),
         ({"problem_type": "clustering"}, "problem_type"),
+        ({"sklearn_version": "1.4-2"}, "sklearn_version"),
         ({"max_runtime_seconds": 10}, "max_runtime_seconds"),
         ({"max_runtime_seconds": "ten"}, "max_runtime_seconds"),
         ({"managed_spot": "yes"}, "managed_spot"),

@@ -447,7 +447,7 @@ def prepare_run(
         content_type = config["recipe"]["content_type"]
     else:
         files = recipe_files if recipe_files is not None else recipe_bundle.local_files()
-        image = images.recipe_image(settings.region, config["image_uri"])
+        image = images.recipe_image(settings.region, config["image_uri"], config["sklearn_version"])
         content_type = fmt.content_type
     code = recipe_bundle.ensure_uploaded(s3, settings.models_bucket, files)
 

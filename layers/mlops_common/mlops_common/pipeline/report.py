@@ -3,11 +3,19 @@
 Causes come from three places: a Catch (``$.error`` with Error/Cause, where Cause may be a Lambda error, a
 Describe*Job output from a ``.sync`` job, or a nested execution's description), a job that ended without
 ``Completed`` (its Describe output is in the state), or the quality gate's reason.
+
+A failed job's own words: a processing job's ExitMessage is the first KB of /opt/ml/output/message, which the
+recipe writes (AWS then sets FailureReason to a generic "AlgorithmError: See job logs ..."). A training job
+has no such file: the scikit-learn container's ``train`` command rewrites /opt/ml/output/failure with its own
+traceback (``ExecuteUserScriptError ... ErrorMessage ""``), so the recipe's line is read back from the tail of
+the job's CloudWatch log (``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-1-<epoch>``).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +38,14 @@ ENDPOINT_STEPS = (
 # Describe output or SageMaker's error, named here like the job's own status.
 WRAPPED_JOB_ERRORS = ("SageMakerJobEnded", "TransientSageMakerError")
 _JOB_KINDS = {"TrainingJobStatus": "Training", "ProcessingJobStatus": "Processing"}
+JOB_LOG_GROUPS = {"Training": "/aws/sagemaker/TrainingJobs", "Processing": "/aws/sagemaker/ProcessingJobs"}
+# How many of the last log lines to search for the recipe's own failure line.
+LOG_TAIL_LINES = 200
+# What the container's toolkits say about a failed script (they wrap it; they do not carry its message).
+_TOOLKIT_WRAPPERS = ("ExecuteUserScriptError", "framework error", "See job logs")
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception)): \S")
+# Reads the last lines of a job's log: (kind "Training"/"Processing", job name) -> lines, oldest first.
+LogTail = Callable[[str, str], list[str]]
 
 
 def _maybe_json(text: Any) -> Any:
@@ -41,20 +57,78 @@ def _maybe_json(text: Any) -> Any:
     return text
 
 
-def job_cause(describe: dict[str, Any]) -> str | None:
-    """'Training job X failed: <FailureReason>' / '... Stopped: MaxRuntimeExceeded', or None if not a job."""
+def job_cause(describe: dict[str, Any], log_tail: LogTail | None = None) -> str | None:
+    """'Training job X Failed: <the recipe's message>' / '... Stopped: MaxRuntimeExceeded'; None if no job.
+
+    The message is the job's ExitMessage, else its FailureReason; when that is only the toolkit's wrapper (or
+    absent), the recipe's failure line from the tail of the job's log (``log_tail``) leads, the kept reason
+    follows in parentheses.
+    """
     for status_key, kind in _JOB_KINDS.items():
         if status_key in describe:
             status = describe[status_key]
             name = describe.get("TrainingJobName") or describe.get("ProcessingJobName") or "?"
-            reason = describe.get("FailureReason") or describe.get("ExitMessage")
+            reason = describe.get("ExitMessage") or describe.get("FailureReason")
             if status == "Stopped":
                 # A job that hits MaxRuntimeInSeconds ends Stopped, not Failed.
                 detail = describe.get("SecondaryStatus")
                 detail = detail if detail and detail != "Stopped" else "MaxRuntimeExceeded"
                 return f"{kind} job {name} Stopped: {detail}" + (f" ({reason})" if reason else "")
+            if status == "Failed" and log_tail is not None and _lacks_recipe_message(reason):
+                from_log = recipe_failure_line(_safe_tail(log_tail, kind, name))
+                if from_log:
+                    kept = f" (FailureReason: {_one_line(reason)[:300]})" if reason else ""
+                    return f"{kind} job {name} {status}: {from_log}{kept}"
             return f"{kind} job {name} {status}: {reason or 'no FailureReason given'}"
     return None
+
+
+def _lacks_recipe_message(reason: str | None) -> bool:
+    return not reason or any(wrapper in reason for wrapper in _TOOLKIT_WRAPPERS)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _safe_tail(log_tail: LogTail, kind: str, name: str) -> list[str]:
+    # The log is a better cause, not a required one: a notification must go out even if it cannot be read.
+    try:
+        return log_tail(kind, name)
+    except Exception:  # noqa: BLE001 - any failure to read the log leaves the kept reason as the cause
+        return []
+
+
+def recipe_failure_line(lines: list[str]) -> str | None:
+    """The recipe's own failure line in a job's log: its last ``DatasetError: ...`` line, else the last
+    ``<Something>Error: ...`` line that is not the container toolkit's wrapper around the script's exit."""
+    candidates = [line.strip() for line in lines if _ERROR_LINE.match(line.strip())]
+    candidates = [line for line in candidates if not any(w in line for w in _TOOLKIT_WRAPPERS)]
+    for line in reversed(candidates):
+        if line.startswith("DatasetError: "):
+            return line
+    return candidates[-1] if candidates else None
+
+
+def cloudwatch_log_tail(logs: Any, max_lines: int = LOG_TAIL_LINES) -> LogTail:
+    """A LogTail over CloudWatch Logs: the newest stream of the job (``<job>/algo-1-<epoch>``), last lines."""
+
+    def tail(kind: str, job_name: str) -> list[str]:
+        streams = logs.describe_log_streams(
+            logGroupName=JOB_LOG_GROUPS[kind], logStreamNamePrefix=f"{job_name}/"
+        ).get("logStreams", [])
+        lines: list[str] = []
+        for stream in streams:
+            events = logs.get_log_events(
+                logGroupName=JOB_LOG_GROUPS[kind],
+                logStreamName=stream["logStreamName"],
+                startFromHead=False,
+                limit=max_lines,
+            )["events"]
+            lines += [event["message"] for event in events]
+        return lines
+
+    return tail
 
 
 def job_error(describe: dict[str, Any]) -> str:
@@ -65,20 +139,20 @@ def job_error(describe: dict[str, Any]) -> str:
     return "JobFailed"
 
 
-def explain(error: str, cause: Any) -> tuple[str, str]:
+def explain(error: str, cause: Any, log_tail: LogTail | None = None) -> tuple[str, str]:
     """(error name, human cause) from a Catch's Error and Cause."""
     parsed = _maybe_json(cause)
     if isinstance(parsed, dict):
         if "errorMessage" in parsed:  # a Lambda function's exception
             return str(parsed.get("errorType") or error), str(parsed["errorMessage"])
-        from_job = job_cause(parsed)
+        from_job = job_cause(parsed, log_tail)
         if from_job:
             generic = error.startswith("States.") or error in WRAPPED_JOB_ERRORS
             return job_error(parsed) if generic else error, from_job
         if "executionArn" in parsed and ("cause" in parsed or "error" in parsed):  # a nested execution
-            return explain(str(parsed.get("error") or error), parsed.get("cause") or "")
+            return explain(str(parsed.get("error") or error), parsed.get("cause") or "", log_tail)
         if "Error" in parsed and "Cause" in parsed:
-            return explain(str(parsed["Error"]), parsed["Cause"])
+            return explain(str(parsed["Error"]), parsed["Cause"], log_tail)
     return error, str(cause) if cause not in (None, "") else "no cause recorded"
 
 
@@ -108,18 +182,18 @@ def endpoint_cause(step: str, state: dict[str, Any]) -> str:
     return f"endpoint {name} still {status} after {polls} checks"
 
 
-def failure(state: dict[str, Any]) -> dict[str, str]:
-    """{step, error, cause} for a failed run."""
+def failure(state: dict[str, Any], log_tail: LogTail | None = None) -> dict[str, str]:
+    """{step, error, cause} for a failed run; ``log_tail`` reads a failed job's log for the recipe's line."""
     step = state.get("failedStep") or "Unknown"
     caught = state.get("error")
     if isinstance(caught, dict) and ("Error" in caught or "Cause" in caught):
-        error, cause = explain(str(caught.get("Error") or "States.TaskFailed"), caught.get("Cause"))
+        error, cause = explain(str(caught.get("Error") or "States.TaskFailed"), caught.get("Cause"), log_tail)
     elif step == "QualityGate" and isinstance(state.get("gate"), dict):
         error, cause = "QualityGateRejected", str(state["gate"].get("reason"))
     elif isinstance(state.get(STEP_RESULTS.get(step, "")), dict):
         describe = state[STEP_RESULTS[step]]
         error = job_error(describe)
-        cause = job_cause(describe) or json.dumps(describe, default=str)[:1000]
+        cause = job_cause(describe, log_tail) or json.dumps(describe, default=str)[:1000]
     elif isinstance(state.get("endpoint"), dict) and step in ENDPOINT_STEPS:
         error, cause = step, endpoint_cause(step, state)
     else:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_common.pipeline import images
+
 PROBLEM_TYPES = ("auto", "binary_classification", "multiclass_classification", "regression")
 DATA_FORMATS = ("auto", "csv", "parquet", "jsonl", "libsvm", "image", "text")
 ALGORITHMS = ("auto", "random_forest", "gradient_boosting", "linear")
@@ -140,6 +142,13 @@ def _column_names(field: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _sklearn_version(field: str, value: Any) -> str:
+    try:
+        return images.sklearn_version(str(value)).version
+    except images.UnsupportedVersionError as error:
+        raise _problem(field, str(error)) from None
+
+
 def _recipe(field: str, value: Any) -> dict[str, str] | None:
     if value in (None, {}):
         return None
@@ -193,6 +202,7 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "image_uri": _optional(
         _pattern(_IMAGE, "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3")
     ),
+    "sklearn_version": _optional(_sklearn_version),
     "recipe": _recipe,
     "smoke_test_rows": _integer(1, 100),
     "dataset_quiet_seconds": _integer(1, MAX_QUIET_SECONDS),
@@ -228,6 +238,7 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.1,
     "seed": 42,
     "image_uri": None,
+    "sklearn_version": None,
     "recipe": None,
     "smoke_test_rows": 50,
     "dataset_quiet_seconds": 120,

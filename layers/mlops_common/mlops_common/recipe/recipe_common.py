@@ -61,20 +61,32 @@ def default_processing_root() -> Path:
     return Path("/opt/ml/processing")
 
 
+def exit_message_file() -> Path | None:
+    """/opt/ml/output/message in a processing job (its first KB is the job's ExitMessage); None elsewhere.
+
+    AWS reads this file, not stderr, for a processing job's cause. Only written when the processing root
+    exists, so running a script by hand or in a test leaves no file behind.
+    """
+    root = default_processing_root()
+    return root.parent / "output" / "message" if root.is_dir() else None
+
+
 def run_script(main: Callable[[], None], failure_file: Path | None = None) -> None:
-    """Run a script's main; on failure print one last stderr line SageMaker shows as the cause, then exit.
+    """Run a script's main; on failure write the cause where SageMaker keeps it, print it last, then exit.
 
     DatasetError exits 2 with ``DatasetError: <message>``; anything else exits 1 with the traceback
-    followed by ``<ExceptionType>: <message>``. With ``failure_file`` (training jobs:
-    /opt/ml/output/failure) the reason is also written there; SageMaker copies it into FailureReason.
+    followed by ``<ExceptionType>: <message>``. The line goes to ``failure_file`` (training jobs:
+    /opt/ml/output/failure, which the container's ``train`` command overwrites, so the job's log carries it to
+    the run's notification) or, by default, to the processing job's exit message file (ExitMessage).
     """
+    target = failure_file if failure_file is not None else exit_message_file()
     try:
         main()
     except DatasetError as exc:
-        _fail(f"DatasetError: {exc}", DATASET_ERROR_EXIT, failure_file)
+        _fail(f"DatasetError: {exc}", DATASET_ERROR_EXIT, target)
     except Exception as exc:  # noqa: BLE001 - the last line must name the cause, whatever it is
         traceback.print_exc()
-        _fail(f"{type(exc).__name__}: {exc}", 1, failure_file)
+        _fail(f"{type(exc).__name__}: {exc}", 1, target)
 
 
 def ensure_requirements(*modules: str) -> None:
@@ -107,9 +119,8 @@ def _fail(line: str, code: int, failure_file: Path | None) -> None:
     if failure_file is not None:
         try:
             failure_file.parent.mkdir(parents=True, exist_ok=True)
-            failure_file.write_text(
-                one_line[:1024], encoding="utf-8"
-            )  # FailureReason holds at most 1024 chars
+            # FailureReason and ExitMessage keep the first 1024 characters.
+            failure_file.write_text(one_line[:1024], encoding="utf-8")
         except OSError as exc:
             print(f"could not write {failure_file}: {exc}", file=sys.stderr)
     sys.stderr.flush()
