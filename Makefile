@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export LOCAL_AWS_PORT ?= 4566
 
-.PHONY: help venv aws-cli lint checkov build test unit e2e sdk-check demo local-up local-down deploy smoke bench lock clean
+.PHONY: help venv aws-cli container-venv test-container lint checkov build test unit e2e sdk-check demo local-up local-down deploy smoke bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,32 @@ venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependenci
 
 aws-cli: .venv-awscli/.installed ## The aws CLI (pinned, own virtualenv) as .venv/bin/aws, for the docs' examples
 
+# SageMaker's scikit-learn container 1.4-2-py312 without Docker: its Python (3.12), pins and toolkits, for jobs
+# and endpoints offline (offline/seams/container_runtime.py). .venv-container-test adds pytest and the recipe's
+# requirements.txt (what the container's toolkits install before training and serving) for the recipe tests.
+CONTAINER_VENV := .venv-container
+CONTAINER_PINS := requirements/container-sklearn-1.4-2.txt
+RECIPE_REQUIREMENTS := layers/mlops_common/mlops_common/recipe/requirements.txt
+$(CONTAINER_VENV)/.installed: $(CONTAINER_PINS)
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
+	rm -rf $(CONTAINER_VENV) .venv-container-test
+	$(PYTHON312) -m venv $(CONTAINER_VENV)
+	$(CONTAINER_VENV)/bin/python -m pip install --quiet --no-deps -r $(CONTAINER_PINS)
+	$(CONTAINER_VENV)/bin/python -m pip check
+	# The image patches sagemaker-containers for Python 3.12 the same way (docker/1.4-2-py312/final/Dockerfile.cpu).
+	sed -i 's/collections\.Mapping/collections.abc.Mapping/g' $(CONTAINER_VENV)/lib/python3.12/site-packages/sagemaker_containers/_mapping.py
+	$(CONTAINER_VENV)/bin/python -W ignore -c "import sagemaker_containers.beta.framework, sagemaker_training.entry_point, sklearn"
+	echo 1.4-2-py312 > $(CONTAINER_VENV)/sagemaker-scikit-learn-version
+	touch $@
+
+.venv-container-test/.installed: $(CONTAINER_VENV)/.installed $(RECIPE_REQUIREMENTS) requirements/dev.txt
+	rm -rf .venv-container-test
+	$(BIN)/python -c "from pathlib import Path; from offline.seams import container_runtime as c; c.overlay(c.load(Path('$(CONTAINER_VENV)')), Path('.venv-container-test'))"
+	.venv-container-test/bin/python -m pip install --quiet -r $(RECIPE_REQUIREMENTS) $$(grep -E '^(pytest|iniconfig|pluggy|packaging|pygments)==' requirements/dev.txt)
+	touch $@
+
+container-venv: $(BIN)/.installed .venv-container-test/.installed ## Build .venv-container: the scikit-learn container's Python, pins and toolkits (no Docker)
+
 lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## Static gates: ruff, mypy, cfn-lint, sam validate --lint, ASL checks, checkov, workflow linters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -72,6 +98,10 @@ build: $(BIN)/.installed ## sam build (no container)
 PYTEST_WORKERS ?= 2
 test: lint build ## All gates, then the whole test suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# CONTAINER_VENV_REQUIRED: the container-contract tests fail (instead of skipping) without the container venv.
+test-container: build container-venv ## The recipe tests and one e2e run under the scikit-learn container's toolkits
+	CONTAINER_VENV_REQUIRED=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration/test_recipe_in_container.py tests/e2e/test_container_contract.py
 
 unit: $(BIN)/.installed $(WORKFLOW_LINT)/.installed .venv-checkov/.installed ## Unit and integration tests only (no build needed)
 	$(BIN)/python -m pytest tests/unit tests/integration tests/static

@@ -76,6 +76,7 @@ class EmbeddedAws:
         from moto import mock_aws
 
         from offline import seams
+        from offline.seams import container_runtime
 
         for name, value in _DUMMY_ENV.items():
             self._saved_env[name] = os.environ.get(name)
@@ -90,7 +91,12 @@ class EmbeddedAws:
         self._mock = mock_aws(config=MOTO_CONFIG)
         self._mock.start()
         try:
-            state_kwargs: dict[str, Any] = {"work_dir": self._work_dir}
+            # OFFLINE_CONTAINER_VENV=.venv-container: jobs and endpoints under the scikit-learn container's
+            # Python, pins and toolkits (`make container-venv`) instead of this interpreter.
+            state_kwargs: dict[str, Any] = {
+                "work_dir": self._work_dir,
+                "container_venvs": container_runtime.from_environment(),
+            }
             if self._max_wait_seconds is not None:
                 state_kwargs["max_wait_seconds"] = self._max_wait_seconds
             self.state = seams.OfflineState(**state_kwargs)

@@ -87,6 +87,7 @@ def serve(port: int, stack_name: str, build_dir: Path = DEFAULT_BUILD_DIR) -> in
 
     from offline import seams
     from offline.embedded import MOTO_CONFIG
+    from offline.seams import container_runtime
 
     os.environ.update(
         {
@@ -105,7 +106,8 @@ def serve(port: int, stack_name: str, build_dir: Path = DEFAULT_BUILD_DIR) -> in
     mock = mock_aws(config=MOTO_CONFIG)
     mock.start()
     shutil.rmtree(WORK_DIR, ignore_errors=True)  # every start is a fresh AWS: last run's job folders go
-    state = seams.OfflineState(work_dir=WORK_DIR)
+    # OFFLINE_CONTAINER_VENV=.venv-container: jobs and endpoints under the scikit-learn container's toolkits.
+    state = seams.OfflineState(work_dir=WORK_DIR, container_venvs=container_runtime.from_environment())
     seams.install(state)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -43,9 +43,11 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-from offline.seams import _patching, job_runner
+from offline.seams import _patching, container_runtime, job_runner
 
 SERVER_SCRIPT = Path(__file__).with_name("inference_server.py")
+# Under the container's toolkits a server first pip-installs the model's code and requirements.txt.
+CONTAINER_START_SECONDS = 300.0
 
 
 class ModelError(ServiceException):
@@ -124,6 +126,23 @@ def _last_log_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def _server_runtime(
+    state: Any, image: str, environment: dict[str, str], root: Path
+) -> tuple[str, str, dict[str, str], float]:
+    """(python, toolkit, environment, start timeout) of the server: the container's stack when a container
+    virtualenv serves the image (an overlay per fleet), else the stand-in on this interpreter."""
+    env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
+    env.pop("AWS_ENDPOINT_URL", None)
+    start_timeout = float(state.endpoint_start_timeout_seconds)
+    venv = container_runtime.for_image(getattr(state, "container_venvs", {}) or {}, image)
+    if venv is None:
+        return state.python or job_runner.sys.executable, "standin", env, start_timeout
+    # The container's serving stack pip-installs the code directory (and its requirements.txt) first.
+    env.update(container_runtime.pip_environment())
+    python = str(container_runtime.overlay(venv, root / "venv"))
+    return python, "container", env, max(start_timeout, CONTAINER_START_SECONDS)
+
+
 def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) -> Fleet:
     """Start and ping the server for config_name's first production variant (raise EndpointError on
     failure)."""
@@ -159,14 +178,14 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
         shutil.copytree(model_dir / "code", code_dir)
     program = str(job_runner.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
 
+    python, toolkit, env, start_timeout = _server_runtime(state, image, environment, root)
+    env["SM_MODEL_DIR"] = str(model_dir)
     listener = _listening_socket()
     port = listener.getsockname()[1]
     with listener, (root / "server.log").open("wb") as log:
-        env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1", "SM_MODEL_DIR": str(model_dir)}
-        env.pop("AWS_ENDPOINT_URL", None)
         process = subprocess.Popen(
             [
-                state.python or job_runner.sys.executable,
+                python,
                 str(SERVER_SCRIPT),
                 "--model-dir",
                 str(model_dir),
@@ -174,6 +193,8 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
                 str(code_dir),
                 "--program",
                 program,
+                "--toolkit",
+                toolkit,
                 "--listen-fd",
                 str(listener.fileno()),
             ],
@@ -185,7 +206,7 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
             start_new_session=True,
         )
     fleet = Fleet(endpoint_name, config_name, variant.get("VariantName", "AllTraffic"), port, root, process)
-    deadline = time.monotonic() + float(state.endpoint_start_timeout_seconds)
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise EndpointError(
@@ -201,7 +222,7 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
     fleet.stop()
     raise EndpointError(
         f"the inference server for model {model.model_name} did not answer /ping within "
-        f"{state.endpoint_start_timeout_seconds:g} s: {_last_log_line(root / 'server.log')}"
+        f"{start_timeout:g} s: {_last_log_line(root / 'server.log')}"
     )
 
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offline.seams import _patching
+from offline.seams import _patching, container_runtime
 
 OFFLINE_IMAGE_REPOSITORIES = {"sagemaker-scikit-learn", "sagemaker-xgboost"}
 HOST = "algo-1"
@@ -304,11 +304,19 @@ def _python(state: Any) -> str:
     return state.python or sys.executable
 
 
-def _command(entrypoint: list[str], state: Any) -> list[str]:
+def _command(entrypoint: list[str], python: str) -> list[str]:
     first = Path(entrypoint[0]).name if entrypoint else ""
     if re.fullmatch(r"python(3(\.\d+)?)?", first):
-        return [_python(state), *entrypoint[1:]]
+        return [python, *entrypoint[1:]]
     return entrypoint
+
+
+def _container(state: Any, image: str, run: JobRun) -> str | None:
+    """The python of a fresh overlay on the image's container virtualenv, or None for the fast path."""
+    venv = container_runtime.for_image(getattr(state, "container_venvs", {}) or {}, image)
+    if venv is None:
+        return None
+    return str(container_runtime.overlay(venv, run.root / "venv"))
 
 
 # ---------------------------------------------------------------- processing
@@ -333,14 +341,18 @@ def _run_processing(job: Any, run: JobRun, state: Any, environment: dict[str, st
         raise JobError(
             "AppSpecification.ContainerEntrypoint is required offline (the image's default is not run)"
         )
+    container_python = _container(state, spec.get("ImageUri", ""), run)
+    python = container_python or _python(state)
     cmd = [
         rewrite(a, run.root)
-        for a in _command(list(entrypoint), state) + list(spec.get("ContainerArguments") or [])
+        for a in _command(list(entrypoint), python) + list(spec.get("ContainerArguments") or [])
     ]
     timeout = float(
         (job.stopping_condition or {}).get("MaxRuntimeInSeconds") or state.default_job_timeout_seconds
     )
     env = _base_env(state, environment)
+    if container_python:
+        env.update(container_runtime.pip_environment())
     code, out_log, err_log = _execute(run, cmd, run.root, env, timeout)
     _safe_cloudwatch(run, "/aws/sagemaker/ProcessingJobs", [out_log, err_log])
     run.exit_message = _exit_message(run.root)
@@ -419,6 +431,21 @@ def _training_env(
     return env
 
 
+def _container_training_env(job: Any, run: JobRun) -> dict[str, str]:
+    """What the container's `train` command needs besides the files under /opt/ml (the job folder)."""
+    return {
+        "SAGEMAKER_BASE_DIR": str(run.root),
+        "SAGEMAKER_TRAINING_MODULE": container_runtime.TRAINING_MODULE,
+        "PYTHONPATH": str(container_runtime.GLUE_DIR),
+        # No cluster to wait for: one host, this machine (the toolkit's own switch for local runs).
+        "SM_STUDIO_LOCAL_MODE": "true",
+        "TRAINING_JOB_NAME": job.training_job_name,
+        "TRAINING_JOB_ARN": job.arn,
+        "AWS_REGION": run.region,
+        **container_runtime.pip_environment(),
+    }
+
+
 def _transition(job: Any, status: str, message: str) -> None:
     now = _now()
     transitions = job.secondary_status_transitions or []
@@ -494,12 +521,19 @@ def _run_training(job: Any, run: JobRun, state: Any, environment: dict[str, str]
     root = run.root
     _transition(job, "Training", "Training image download completed. Training in progress.")
     env = _base_env(state, environment)
-    env.update(_training_env(job, run, hps, channels, program=program, submit=submit))
-    user_args = json.loads(env["SM_USER_ARGS"])
+    fast_env = _training_env(job, run, hps, channels, program=program, submit=submit)
+    user_args = json.loads(fast_env["SM_USER_ARGS"])
     stopping = job.stopping_condition or {}
     timeout = float(stopping.get("MaxRuntimeInSeconds") or state.default_job_timeout_seconds)
-    command = [_python(state), program, *user_args]
-    code, out_log, err_log = _execute(run, command, root / "code", env, timeout)
+    container_python = _container(state, algorithm["TrainingImage"], run)
+    if container_python:
+        # The image's `train` command: the toolkits set up SM_* and run the script themselves.
+        env.update(_container_training_env(job, run))
+        command, cwd = [container_python, "-c", container_runtime.TRAIN_COMMAND], root
+    else:
+        env.update(fast_env)
+        command, cwd = [_python(state), program, *user_args], root / "code"
+    code, out_log, err_log = _execute(run, command, cwd, env, timeout)
     _safe_cloudwatch(run, "/aws/sagemaker/TrainingJobs", [out_log, err_log])
     if checkpoint.get("S3Uri"):
         upload_dir(s3, checkpoint_dir, checkpoint["S3Uri"])
@@ -507,10 +541,11 @@ def _run_training(job: Any, run: JobRun, state: Any, environment: dict[str, str]
     if code is None:
         raise _Stopped(f"Training job runtime exceeded MaxRuntimeInSeconds provided ({timeout:g} s)")
     if code != 0:
-        # The container's train command replaces whatever the script wrote there.
         failure = root / "output" / "failure"
-        failure.write_text(train_command_failure(code, ["/usr/bin/python3", program, *user_args]))
-        raise JobError(training_failure_reason(failure.read_text()))
+        if not container_python:  # the container's train command replaces whatever the script wrote there
+            failure.write_text(train_command_failure(code, ["/usr/bin/python3", program, *user_args]))
+        text = failure.read_text(errors="replace") if failure.is_file() else f"exit code {code}"
+        raise JobError(training_failure_reason(text))
     _transition(job, "Uploading", "Uploading generated training model")
     output = job.output_data_config["S3OutputPath"].rstrip("/")
     bucket, prefix = parse_s3_uri(f"{output}/{job.training_job_name}/output/model.tar.gz")

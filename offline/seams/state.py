@@ -77,6 +77,9 @@ class OfflineState:
     endpoint_start_timeout_seconds: float = 60.0
     # Python used for jobs and inference servers (None = the interpreter running the seams).
     python: str | None = None
+    # scikit-learn container version ("1.4-2-py312") -> a virtualenv built by `make container-venv`: jobs and
+    # endpoints of that image run under the container's Python, pins and toolkits (container_runtime.py).
+    container_venvs: dict[str, Path] = field(default_factory=dict)
     faults: FaultTable = field(default_factory=FaultTable)
     registry: Registry = field(default_factory=Registry)
     extra: dict[str, Any] = field(default_factory=dict)
