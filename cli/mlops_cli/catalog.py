@@ -6,40 +6,32 @@ from typing import Any
 
 from mlops_cli.errors import CliError
 
-
-def frameworks() -> dict[str, tuple[str, str]]:
-    """Framework name -> (ECR repository, tag), as the pipeline names them."""
-    from mlops_common.pipeline import images
-
-    return {
-        "sklearn": ("sagemaker-scikit-learn", images.SKLEARN_TAG),
-        "xgboost": ("sagemaker-xgboost", images.XGBOOST_TAG),
-    }
+FRAMEWORKS = ("sklearn",)
 
 
 def image_rows(framework: str | None, region: str | None) -> list[dict[str, Any]]:
+    """Every scikit-learn container image the pipeline can use: each region x each listed version."""
     from mlops_common.pipeline import images
 
-    known = frameworks()
-    if framework and framework not in known:
-        raise CliError(f"unknown framework {framework!r}: choose one of {', '.join(known)}")
-    regions = sorted(images.FRAMEWORK_ACCOUNTS)
-    if region:
-        if region not in images.FRAMEWORK_ACCOUNTS:
-            raise CliError(
-                f"the pipeline has no default image in {region} (regions: {', '.join(regions)}); "
-                "set ImageUri or image_uri in pipeline.json there"
-            )
-        regions = [region]
+    if framework and framework not in FRAMEWORKS:
+        raise CliError(f"unknown framework {framework!r}: choose one of {', '.join(FRAMEWORKS)}")
+    every = images.all_sklearn_images()
+    regions = sorted({image.region for image in every})
+    if region and region not in regions:
+        raise CliError(
+            f"the pipeline has no default image in {region} (regions: {', '.join(regions)}); "
+            "set ImageUri or image_uri in pipeline.json there"
+        )
     return [
         {
-            "framework": name,
-            "region": each,
-            "repository": repository,
-            "tag": tag,
-            "imageUri": images.framework_image(each, repository, tag),
+            "framework": "sklearn",
+            "region": image.region,
+            "version": image.version,
+            "default": image.version == images.DEFAULT_SKLEARN_VERSION,
+            "repository": images.repository_of(image.uri),
+            "tag": images.tag_of(image.uri),
+            "imageUri": image.uri,
         }
-        for name, (repository, tag) in known.items()
-        if framework in (None, name)
-        for each in regions
+        for image in every
+        if region in (None, image.region)
     ]

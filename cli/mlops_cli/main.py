@@ -286,7 +286,9 @@ def notebooks_stop(state: State, name: str | None) -> None:
 
 
 @cli.command()
-@click.option("--framework", help="sklearn or xgboost (default: both).")
+@click.option(
+    "--framework", help="sklearn (the default recipe's container; the only one the pipeline picks by itself)."
+)
 @click.option("--region", "image_region", help="One region (default: every region the pipeline supports).")
 @pass_state
 def images(state: State, framework: str | None, image_region: str | None) -> None:

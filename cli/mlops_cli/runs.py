@@ -249,10 +249,21 @@ def parse_history(  # noqa: PLR0912, PLR0915 - one pass over the history, a bran
     first_failure: Failure | None = None
     final: tuple[str, str] | None = None
     children: list[str] = []
+    # A SageMaker job runs as a Task inside a one-branch Parallel named for the step (ProcessData ->
+    # ProcessDataJob), so that its errors can be sorted; the step is reported under the Parallel's name.
+    parallel: str | None = None
+
+    def step_name(name: str) -> str:
+        return parallel if parallel and name.startswith(parallel) else name
+
     for event in sorted(events, key=lambda e: e["id"]):
         kind, stamp = event["type"], event["timestamp"]
+        if kind == "ParallelStateEntered":
+            parallel = event["stateEnteredEventDetails"]["name"]
+        elif kind == "ParallelStateExited":
+            parallel = None
         if kind.endswith("StateEntered"):
-            current_name = event["stateEnteredEventDetails"]["name"]
+            current_name = step_name(event["stateEnteredEventDetails"]["name"])
             current = steps.get(current_name) if kind == "TaskStateEntered" else None
             if kind == "TaskStateEntered":
                 if current is None:
@@ -262,7 +273,7 @@ def parse_history(  # noqa: PLR0912, PLR0915 - one pass over the history, a bran
                 current.open_since = stamp
                 current.entered_event = event["id"]
         elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
+            name = step_name(event["stateExitedEventDetails"]["name"])
             step = steps.get(name)
             if step is not None:
                 step.close(stamp)

@@ -436,7 +436,18 @@ def images(out: Printer, framework: str | None, region: str | None) -> None:
     if out.json:
         out.data(rows)
         return
-    out.table(("framework", "region", "image"), [[r["framework"], r["region"], r["imageUri"]] for r in rows])
+    out.table(
+        ("framework", "region", "version", "image"),
+        [
+            [
+                r["framework"],
+                r["region"],
+                r["version"] + (" (default)" if r["default"] else ""),
+                r["imageUri"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 def savings(aws: Aws, out: Printer, since: timedelta) -> None:

@@ -8,18 +8,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import redrive
 
 logger = Logger(service="pipeline-redrive")
-tracer = Tracer(service="pipeline-redrive")
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
     max_messages = int((event or {}).get("max_messages") or 1000)
     result = redrive.redrive(

@@ -77,7 +77,7 @@ def run_input(aws: EmbeddedAws, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def rows_processed(aws: EmbeddedAws, done: dict[str, Any]) -> int:
-    """What the processing job read: the row counts its schema.json records (contract A)."""
+    """What the processing job read: the row counts its schema.json records."""
     run = json.loads(done["output"])["run"]
     schema = read_json(aws, run["paths"]["schema"] + "schema.json")
     return sum(schema["rows"].values()) + schema["invalid_rows_dropped"]

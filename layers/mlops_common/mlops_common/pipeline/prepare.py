@@ -1,7 +1,7 @@
 """Prepare a run: read its manifest (written by start_run), copy exactly the listed object versions into
 the run's folder (every job reads only those copies), resolve its configuration from the listed pipeline.json,
 look at its data, upload the recipe, name everything, and build the SageMaker job requests the state machine
-sends (contract B). The state machine adds only the job names, so a retried job gets a fresh one.
+sends. The state machine adds only the job names, so a retried job gets a fresh one.
 """
 
 from __future__ import annotations
