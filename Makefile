@@ -96,8 +96,11 @@ build: $(BIN)/.installed ## sam build (no container)
 
 # Two workers for the two cores; loadfile keeps each file's module-scoped fixtures (deployed stacks) in one worker.
 PYTEST_WORKERS ?= 2
+# Two sessions: the tests against the deployed offline stacks (which install seams into moto) never share a
+# worker process with the unit tests, which expect plain moto.
 test: lint build ## All gates, then the whole test suite
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/cli
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/e2e tests/cli
 
 # CONTAINER_VENV_REQUIRED: the container-contract tests fail (instead of skipping) without the container venv.
 test-container: build container-venv ## The recipe tests and one e2e run under the scikit-learn container's toolkits
