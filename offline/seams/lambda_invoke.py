@@ -69,8 +69,9 @@ class _InvocationOutput(io.TextIOBase):
     process-wide, and a caller's thread may be printing its own output meanwhile)."""
 
     def __init__(self, replaced: Any, console: Any) -> None:
-        self.replaced = _unwrapped(replaced)
-        self.console = _unwrapped(console)
+        self.replaced = _open_or_stdout(_unwrapped(replaced))
+        # The console kept at install time may be closed since (a test session's capture of an earlier test).
+        self.console = _open_or_stdout(_unwrapped(console), self.replaced)
         self.thread = threading.get_ident()
         self.lines: list[str] = []
         self.active = True
@@ -106,6 +107,15 @@ class _InvocationOutput(io.TextIOBase):
         for handler, stream in reversed(self._adopted):
             handler.setStream(stream)
         self._adopted.clear()
+
+
+def _open_or_stdout(stream: Any, fallback: Any = None) -> Any:
+    """`stream` unless it was closed meanwhile; then `fallback`, else the interpreter's own stdout."""
+    if not getattr(stream, "closed", False):
+        return stream
+    if fallback is not None and not getattr(fallback, "closed", False):
+        return fallback
+    return sys.__stdout__
 
 
 def _unwrapped(stream: Any) -> Any:
