@@ -162,7 +162,7 @@ def test_retry_intervals_are_capped_and_aws_sdk_errors_are_named_like_aws(
 
     assert described["status"] == "FAILED"
     assert described["error"] == "SageMaker.SageMakerException"  # an undeclared error: ValidationException
-    assert time.monotonic() - started < 10  # two 60 s+ retry intervals were capped
+    assert time.monotonic() - started < 60  # capped: uncapped, the two retry intervals alone take 180 s
 
 
 def test_fail_api_hits_interpreter_and_handlers_but_not_test_clients(offline_state: OfflineState) -> None:
