@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from mlops_common.aws import error_code
 from mlops_common.pipeline import gate, naming, registry, report, rollout_lease
-from mlops_common.pipeline.gate import METRIC_PROPERTY_PREFIX, PACKAGE_TAG
+from mlops_common.pipeline.gate import PACKAGE_TAG
 from mlops_common.pipeline.registry import STACK_PROPERTY
 
 VARIANT_NAME = "AllTraffic"
@@ -122,18 +122,6 @@ def _int(properties: dict[str, str], name: str, default: int) -> int:
         return int(float(properties.get(name, default)))
     except ValueError:
         return default
-
-
-def recorded_metrics(properties: dict[str, str]) -> dict[str, float]:
-    """The test metrics registered on the package (the smoke test compares the endpoint with them)."""
-    metrics = {}
-    for key, value in properties.items():
-        if key.startswith(METRIC_PROPERTY_PREFIX):
-            try:
-                metrics[key[len(METRIC_PROPERTY_PREFIX) :]] = float(value)
-            except ValueError:
-                continue
-    return metrics
 
 
 def deployment_config(
@@ -328,7 +316,7 @@ def _rollout(
             "testDataUri": properties.get("test-data-uri"),
             "schemaUri": properties.get("schema-uri"),
             "rows": _int(properties, "smoke-test-rows", 50),
-            "metrics": recorded_metrics(properties),
+            "metrics": gate.recorded_metrics(properties),
         },
         "tags": [{"Key": "mlops:stack", "Value": stack_name}],
         # Set on the endpoint only after the smoke test passed: the tag names the champion.

@@ -77,7 +77,11 @@ def find_champion(sagemaker: Any, endpoint_name: str) -> Champion | None:
     if not package_arn:
         return None
     package = sagemaker.describe_model_package(ModelPackageName=package_arn)
-    properties = package.get("CustomerMetadataProperties", {})
+    return Champion(package_arn, recorded_metrics(package.get("CustomerMetadataProperties", {})))
+
+
+def recorded_metrics(properties: dict[str, str]) -> dict[str, float]:
+    """The test metrics registered on a package's metadata (unreadable values are left out)."""
     metrics = {}
     for key, value in properties.items():
         if key.startswith(METRIC_PROPERTY_PREFIX):
@@ -85,7 +89,7 @@ def find_champion(sagemaker: Any, endpoint_name: str) -> Champion | None:
                 metrics[key[len(METRIC_PROPERTY_PREFIX) :]] = float(value)
             except ValueError:
                 continue
-    return Champion(package_arn, metrics)
+    return metrics
 
 
 def decide(
