@@ -101,12 +101,24 @@ class _InvocationOutput(io.TextIOBase):
             handler = getattr(logger, "powertools_handler", None)
             if isinstance(handler, logging.StreamHandler) and handler.stream is not self:
                 self._adopted.append((handler, handler.stream))
-                handler.setStream(self)
+                _point_handler(handler, self)
 
     def release_loggers(self) -> None:
         for handler, stream in reversed(self._adopted):
-            handler.setStream(stream)
+            _point_handler(handler, stream)
         self._adopted.clear()
+
+
+def _point_handler(handler: logging.StreamHandler[Any], stream: Any) -> None:
+    """handler.setStream without its flush of the old stream, which raises once that stream is closed (a
+    handler created while a test session captured stdout keeps the capture after that test)."""
+    handler.acquire()
+    try:
+        if not getattr(handler.stream, "closed", False):
+            handler.stream.flush()
+        handler.stream = stream
+    finally:
+        handler.release()
 
 
 def _open_or_stdout(stream: Any, fallback: Any = None) -> Any:

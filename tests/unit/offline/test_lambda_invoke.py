@@ -227,3 +227,22 @@ def test_what_the_handler_prints_and_logs_goes_to_its_log_stream_and_emf_to_metr
         Statistics=["Sum"],
     )["Datapoints"]
     assert sum(p["Sum"] for p in points) == 2.0
+
+
+def test_a_logger_whose_stream_was_closed_since_import_does_not_fail_the_invocation(
+    offline_state: OfflineState,
+) -> None:
+    # A Powertools logger created while a test session captured stdout keeps that capture, closed after the test.
+    create_function("closed", {"app.py": LOGGING.replace('getLogger("svc")', 'getLogger("closed-svc")')})
+    assert invoke("closed", {"run": "iris-3"})[1] is None
+    import logging
+
+    handler = logging.getLogger("closed-svc").powertools_handler  # type: ignore[attr-defined]
+    closed = open(os.devnull, "w")  # noqa: SIM115 - closed at once: a file whose flush then raises
+    closed.close()
+    handler.stream = closed
+
+    body, error = invoke("closed", {"run": "iris-4"})
+    assert error is None, body
+    assert any("iris-4" in line for lines in _log_lines("closed") for line in lines)
+    assert handler.stream is closed  # given back as it was: not this seam's stream to replace
