@@ -385,11 +385,6 @@ def test_reject_by_arn_and_approve_by_dataset_then_it_deploys(world: World, seco
     )
 
 
-# Known failure: the rollback's deploy execution fails (DeploymentFailedUnexplained) since the deploy workflow
-# took the per-endpoint lease; the cause is not found yet.
-@pytest.mark.skip(
-    reason="the rollback deploy fails since the per-endpoint rollout lease; cause not found yet"
-)
 def test_rollback_serves_the_earlier_package_through_the_deploy_workflow(world: World) -> None:
     endpoint = f"{STACK}-{GOOD}"
     assert serving(world, endpoint) == package_arn(GOOD, 1)
