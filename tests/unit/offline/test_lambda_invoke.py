@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
@@ -232,13 +233,13 @@ def test_what_the_handler_prints_and_logs_goes_to_its_log_stream_and_emf_to_metr
 def test_a_logger_whose_stream_was_closed_since_import_does_not_fail_the_invocation(
     offline_state: OfflineState,
 ) -> None:
-    # A Powertools logger created while a test session captured stdout keeps that capture, closed after the test.
+    # A Powertools logger created while a test session captured stdout keeps that capture, closed later.
     create_function("closed", {"app.py": LOGGING.replace('getLogger("svc")', 'getLogger("closed-svc")')})
     assert invoke("closed", {"run": "iris-3"})[1] is None
     import logging
 
     handler = logging.getLogger("closed-svc").powertools_handler  # type: ignore[attr-defined]
-    closed = open(os.devnull, "w")  # noqa: SIM115 - closed at once: a file whose flush then raises
+    closed = Path(os.devnull).open("w")  # noqa: SIM115 - closed at once: a file whose flush then raises
     closed.close()
     handler.stream = closed
 
