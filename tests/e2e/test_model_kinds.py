@@ -26,7 +26,6 @@ from tests.e2e.test_pipeline import endpoint_name, failure_details
 # by quiet time; the cause is not found yet (see the project's open work).
 
 
-
 COLOURS = ("red", "green", "blue")
 SIZES = ("small", "medium", "large")
 POSITIVE = ("wonderful", "delightful", "brilliant", "moving", "charming", "superb", "lovely", "gripping")
