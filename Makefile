@@ -20,11 +20,19 @@ export LOCAL_AWS_PORT ?= 4566
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements/dev.txt pyproject.toml
+# uv installs the pinned requirements in seconds where pip takes minutes (CI builds every virtualenv from
+# scratch). Each virtualenv still gets pip from `python -m venv`: the editable install, `make lock` and the
+# offline container's toolkits use it.
+UV := .venv-uv/bin/uv
+$(UV): requirements/uv.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
+	$(PYTHON312) -m venv .venv-uv
+	.venv-uv/bin/python -m pip install --quiet -r requirements/uv.txt
+	touch $@
+
+$(BIN)/.installed: requirements/dev.txt pyproject.toml $(UV)
 	$(PYTHON312) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/dev.txt
 	# The `mlops` command (cli/), editable: its dependencies are pinned above.
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
@@ -33,21 +41,21 @@ $(BIN)/.installed: requirements/dev.txt pyproject.toml
 # and a wrapper in .venv/bin so `aws` works wherever .venv/bin is on PATH (make targets, an activated .venv).
 .venv-awscli/.installed: requirements/awscli.txt $(BIN)/.installed
 	$(PYTHON312) -m venv .venv-awscli
-	.venv-awscli/bin/python -m pip install --quiet -r requirements/awscli.txt
+	$(UV) pip install --quiet --python .venv-awscli/bin/python -r requirements/awscli.txt
 	printf '#!/bin/sh\nexec "%s/.venv-awscli/bin/aws" "$$@"\n' "$(CURDIR)" > $(BIN)/aws
 	chmod +x $(BIN)/aws
 	touch $@
 
-.venv-checkov/.installed: requirements/checkov.txt
+.venv-checkov/.installed: requirements/checkov.txt $(UV)
 	$(PYTHON312) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet -r requirements/checkov.txt
+	$(UV) pip install --quiet --python .venv-checkov/bin/python -r requirements/checkov.txt
 	touch $@
 
 # zizmor and check-jsonschema (click>=8.5, which aws-sam-cli's pin refuses) for .github/workflows.
 WORKFLOW_LINT := .venv-workflow-lint/bin
-$(WORKFLOW_LINT)/.installed: requirements/workflow-lint.txt
+$(WORKFLOW_LINT)/.installed: requirements/workflow-lint.txt $(UV)
 	$(PYTHON312) -m venv .venv-workflow-lint
-	$(WORKFLOW_LINT)/python -m pip install --quiet -r requirements/workflow-lint.txt
+	$(UV) pip install --quiet --python $(WORKFLOW_LINT)/python -r requirements/workflow-lint.txt
 	touch $@
 
 venv: $(BIN)/.installed ## Create .venv (Python 3.12) with the pinned dependencies and the mlops command
@@ -60,11 +68,11 @@ aws-cli: .venv-awscli/.installed ## The aws CLI (pinned, own virtualenv) as .ven
 CONTAINER_VENV := .venv-container
 CONTAINER_PINS := requirements/container-sklearn-1.4-2.txt
 RECIPE_REQUIREMENTS := layers/mlops_common/mlops_common/recipe/requirements.txt
-$(CONTAINER_VENV)/.installed: $(CONTAINER_PINS)
+$(CONTAINER_VENV)/.installed: $(CONTAINER_PINS) $(UV)
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
 	rm -rf $(CONTAINER_VENV) .venv-container-test
 	$(PYTHON312) -m venv $(CONTAINER_VENV)
-	$(CONTAINER_VENV)/bin/python -m pip install --quiet --no-deps -r $(CONTAINER_PINS)
+	$(UV) pip install --quiet --python $(CONTAINER_VENV)/bin/python --no-deps -r $(CONTAINER_PINS)
 	$(CONTAINER_VENV)/bin/python -m pip check
 	# The image patches sagemaker-containers for Python 3.12 the same way (docker/1.4-2-py312/final/Dockerfile.cpu).
 	sed -i 's/collections\.Mapping/collections.abc.Mapping/g' $(CONTAINER_VENV)/lib/python3.12/site-packages/sagemaker_containers/_mapping.py

@@ -618,3 +618,25 @@ def test_local_stack_down_and_no_credentials_give_one_line(tmp_path: Path) -> No
     assert nocreds.returncode == 2
     [line] = nocreds.stderr.strip().splitlines()
     assert line.startswith("mlops: error: no AWS credentials: pass --profile")
+
+
+def test_follow_without_a_run_follows_the_newest_running_one(world: World) -> None:
+    # Last in the module: the run of a dataset of its own, started after every other run has ended.
+    newest = "cli-newest"
+    since = time.time() - 1
+    _upload(world.aws, newest)
+    [run] = _started(world.aws, newest, since)
+    others = [
+        e
+        for e in list_executions(world.aws.client("stepfunctions"), world.aws.outputs["PipelineStateMachineArn"])
+        if e["status"] == "RUNNING" and e["name"] != run["name"]
+    ]
+    assert others == []  # so "the newest running run" can only be this one
+
+    result = mlops("runs", "follow", "--interval", "0.2")
+
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"Following {run['name']} (dataset {newest}), ")
+    assert any(line.split()[:3] == ["ok", "run", "TrainModel"] for line in lines), result.out
+    assert lines[-1].startswith(f"{run['name']} SUCCEEDED (deployed) in ")
