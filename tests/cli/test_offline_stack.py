@@ -628,7 +628,9 @@ def test_follow_without_a_run_follows_the_newest_running_one(world: World) -> No
     [run] = _started(world.aws, newest, since)
     others = [
         e
-        for e in list_executions(world.aws.client("stepfunctions"), world.aws.outputs["PipelineStateMachineArn"])
+        for e in list_executions(
+            world.aws.client("stepfunctions"), world.aws.outputs["PipelineStateMachineArn"]
+        )
         if e["status"] == "RUNNING" and e["name"] != run["name"]
     ]
     assert others == []  # so "the newest running run" can only be this one
