@@ -251,7 +251,20 @@ def _launch(backend: Any, endpoint: Any, state: Any) -> None:
         _set(endpoint, endpoint_status="InService", failure_reason=None)
 
     _set(endpoint, endpoint_status="Creating", failure_reason=None)
-    threading.Thread(target=work, name=f"endpoint-{endpoint.endpoint_name}", daemon=True).start()
+    _in_background(f"endpoint-{endpoint.endpoint_name}", work, state)
+
+
+def _in_background(name: str, work: Any, state: Any) -> None:
+    """Run an endpoint's start or update in a thread, as settling work (Wait states last until it is done)."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            state.settling.end()
+
+    state.settling.begin()
+    threading.Thread(target=run, name=name, daemon=True).start()
 
 
 def update_endpoint(backend: Any, endpoint_name: str, config_name: str, state: Any) -> Any:
@@ -303,7 +316,7 @@ def update_endpoint(backend: Any, endpoint_name: str, config_name: str, state: A
             old.stop()
 
     _set(endpoint, endpoint_status="Updating")
-    threading.Thread(target=work, name=f"endpoint-update-{endpoint_name}", daemon=True).start()
+    _in_background(f"endpoint-update-{endpoint_name}", work, state)
     return endpoint
 
 

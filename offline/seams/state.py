@@ -60,6 +60,31 @@ class Registry:
 
 
 @dataclass
+class Settling:
+    """Work that takes minutes on AWS and seconds here, running in the background (an endpoint starting or
+    updating). A shortened Wait state still lasts until such work is done, at most the Wait's real length:
+    on AWS the Wait would have outlasted it, so a poll loop's count of checks means the same offline, however
+    loaded the machine is."""
+
+    running: int = 0
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def begin(self) -> None:
+        with self.condition:
+            self.running += 1
+
+    def end(self) -> None:
+        with self.condition:
+            self.running -= 1
+            self.condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until nothing is settling or `timeout` passes; True when nothing is."""
+        with self.condition:
+            return self.condition.wait_for(lambda: self.running == 0, timeout=max(timeout, 0.0))
+
+
+@dataclass
 class OfflineState:
     """Configuration and shared state of one offline AWS (one per process)."""
 
@@ -81,6 +106,7 @@ class OfflineState:
     # endpoints of that image run under the container's Python, pins and toolkits (container_runtime.py).
     container_venvs: dict[str, Path] = field(default_factory=dict)
     faults: FaultTable = field(default_factory=FaultTable)
+    settling: Settling = field(default_factory=Settling)
     registry: Registry = field(default_factory=Registry)
     extra: dict[str, Any] = field(default_factory=dict)
 

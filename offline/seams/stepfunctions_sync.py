@@ -12,7 +12,9 @@ Gaps filled (moto 5.2.5, ASL interpreter on):
   modelled ones by name (`SageMaker.ResourceLimitExceededException`, `SageMaker.ResourceInUseException`, ...).
   Timestamps in outputs are epoch milliseconds, as in AWS's Describe*Job outputs.
 - Wait states sleep for real: they sleep at most `OfflineState.max_wait_seconds` (the ASL is unchanged); so do
-  Retry intervals and the interpreter's 0.5 s poll of `.sync` / `.sync:2` tasks (nested executions).
+  Retry intervals and the interpreter's 0.5 s poll of `.sync` / `.sync:2` tasks (nested executions). A Wait
+  also lasts while an endpoint is starting or updating (`OfflineState.settling`), at most its real length: on
+  AWS the Wait would outlast that work, so a poll loop's count of checks means the same on a loaded machine.
 - `aws-sdk:sagemaker:*` errors are named `sagemaker.sagemakerException`: here the AWS form,
   `SageMaker.<ModelledError>Exception` (e.g. `SageMaker.ResourceNotFoundException`) or, for errors the service
   model does not declare (ValidationException, ThrottlingException), `SageMaker.SageMakerException`.
@@ -262,8 +264,15 @@ def install(state: Any) -> None:
     _patching.replace(state_task_factory, "state_task_service_for", state_task_service_for)
 
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
-        if wait_seconds > 0:
-            env.program_state_event.wait(min(wait_seconds, cap))
+        if wait_seconds <= 0:
+            return
+        env.program_state_event.wait(min(wait_seconds, cap))
+        # An endpoint still starting would have started within the real Wait: wait for it (in slices, so a
+        # stopped execution still ends at once), at most the Wait's real length.
+        deadline = time.monotonic() + wait_seconds - cap
+        while env.is_running() and (remaining := deadline - time.monotonic()) > 0:
+            if state.settling.wait(min(remaining, 0.1)):
+                return
 
     _patching.original(WaitFunction, "_wait_interval")
     _patching.replace(WaitFunction, "_wait_interval", _wait_interval)

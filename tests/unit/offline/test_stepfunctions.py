@@ -18,11 +18,7 @@ def _run(machine: str, name: str, payload: Any = None, timeout: float = 20) -> d
     arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload or {}))[
         "executionArn"
     ]
-    deadline = time.monotonic() + timeout
-    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, described
-        time.sleep(0.02)
-    return described
+    return _run_to_end(arn, timeout)
 
 
 CHILD = {
@@ -223,3 +219,50 @@ def test_gap_moto_cloudformation_state_machine_is_invisible_and_unsubstituted(pl
     source = StateMachine.create_from_cloudformation_json.__func__.__code__  # type: ignore[attr-defined]
     assert "stepfunctions_backends" in source.co_names
     assert "DefinitionSubstitutions" not in source.co_consts
+
+
+def _wait_ended(arn: str) -> float:
+    history = aws("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    [exited] = [e for e in history if e["type"] == "WaitStateExited"]
+    return float(exited["timestamp"].timestamp())
+
+
+def test_a_shortened_wait_lasts_while_an_endpoint_settles_but_no_longer_than_its_real_length(
+    offline_state: OfflineState,
+) -> None:
+    ensure_role()
+    sfn = aws("stepfunctions")
+
+    def machine(seconds: int) -> str:
+        definition = {"StartAt": "Nap", "States": {"Nap": {"Type": "Wait", "Seconds": seconds, "End": True}}}
+        return sfn.create_state_machine(
+            name=f"nap-{seconds}", definition=json.dumps(definition), roleArn=ROLE
+        )["stateMachineArn"]
+
+    # Work that takes minutes on AWS (an endpoint starting) ends while a 60 s Wait is shortened: the Wait
+    # ends after it, not at the cap (0.01 s here).
+    offline_state.settling.begin()
+    started = sfn.start_execution(stateMachineArn=machine(60), name="outlasts")["executionArn"]
+    time.sleep(0.5)
+    settled_at = time.time()
+    offline_state.settling.end()
+    assert _run_to_end(started)["status"] == "SUCCEEDED"
+    assert _wait_ended(started) >= settled_at - 0.05  # history timestamps are in milliseconds
+
+    # Work still running after the Wait's real length (1 s) does not hold it longer.
+    offline_state.settling.begin()
+    try:
+        bounded = _run(machine(1), "bounded", timeout=20)
+        assert bounded["status"] == "SUCCEEDED"
+        assert offline_state.settling.running == 1
+    finally:
+        offline_state.settling.end()
+
+
+def _run_to_end(arn: str, timeout: float = 20) -> dict[str, Any]:
+    sfn = aws("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, described
+        time.sleep(0.02)
+    return described
