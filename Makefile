@@ -24,6 +24,10 @@ help: ## List the targets
 # scratch). Each virtualenv still gets pip from `python -m venv`: the editable install, `make lock` and the
 # offline container's toolkits use it.
 UV := .venv-uv/bin/uv
+# Bytecode compiled at install, as pip does: every offline job, endpoint and Lambda invocation starts a fresh
+# interpreter, and where PYTHONDONTWRITEBYTECODE is set (CI images) each one would recompile scikit-learn,
+# pandas and SciPy from source (a 10-row training job: 6.6 s instead of about 2 s).
+export UV_COMPILE_BYTECODE := 1
 $(UV): requirements/uv.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12"; exit 1; }
 	$(PYTHON312) -m venv .venv-uv
