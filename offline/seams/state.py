@@ -91,6 +91,9 @@ class OfflineState:
     work_dir: Path = Path(".offline")
     # Wait states and Retry intervals sleep at most this long offline; the ASL is not changed.
     max_wait_seconds: float = 0.05
+    # Wait states that sleep their real length: the batch waiter's wait is the dataset's quiet time, already
+    # seconds offline (DatasetQuietSeconds); shortened, one quiet check would become dozens of Lambda calls.
+    real_time_wait_states: frozenset[str] = frozenset({"WaitForQuiet"})
     # Server mode: the URL handlers' boto3 clients must call (AWS_ENDPOINT_URL). None = in-process mock_aws,
     # or http://localhost:$MOTO_PORT when moto runs as a server and this is not set.
     endpoint_url: str | None = None

@@ -11,7 +11,8 @@ Gaps filled (moto 5.2.5, ASL interpreter on):
   declare (validation, throttling, internal errors: the Cause carries the error code and message), the
   modelled ones by name (`SageMaker.ResourceLimitExceededException`, `SageMaker.ResourceInUseException`, ...).
   Timestamps in outputs are epoch milliseconds, as in AWS's Describe*Job outputs.
-- Wait states sleep for real: they sleep at most `OfflineState.max_wait_seconds` (the ASL is unchanged); so do
+- Wait states sleep for real: they sleep at most `OfflineState.max_wait_seconds` (the ASL is unchanged),
+  except those named in `OfflineState.real_time_wait_states` (the batch waiter's quiet time); so do
   Retry intervals and the interpreter's 0.5 s poll of `.sync` / `.sync:2` tasks (nested executions). A Wait
   also lasts while an endpoint is starting or updating (`OfflineState.settling`), at most its real length: on
   AWS the Wait would outlast that work, so a poll loop's count of checks means the same on a loaded machine.
@@ -265,6 +266,9 @@ def install(state: Any) -> None:
 
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         if wait_seconds <= 0:
+            return
+        if env.states.context_object.context_object_data["State"]["Name"] in state.real_time_wait_states:
+            env.program_state_event.wait(wait_seconds)  # set when the execution stops
             return
         env.program_state_event.wait(min(wait_seconds, cap))
         # An endpoint still starting would have started within the real Wait: wait for it (in slices, so a

@@ -259,6 +259,29 @@ def test_a_shortened_wait_lasts_while_an_endpoint_settles_but_no_longer_than_its
         offline_state.settling.end()
 
 
+def test_the_quiet_time_wait_lasts_its_real_length_and_other_waits_are_shortened(
+    offline_state: OfflineState,
+) -> None:
+    ensure_role()
+    sfn = aws("stepfunctions")
+    states = {
+        "Nap": {"Type": "Wait", "Seconds": 2, "Next": "WaitForQuiet"},
+        "WaitForQuiet": {"Type": "Wait", "Seconds": 2, "End": True},
+    }
+    arn = sfn.create_state_machine(
+        name="quiet", definition=json.dumps({"StartAt": "Nap", "States": states}), roleArn=ROLE
+    )["stateMachineArn"]
+
+    run = _run(arn, "quiet-once")
+
+    history = sfn.get_execution_history(executionArn=run["executionArn"])["events"]
+    entered = [e["timestamp"] for e in history if e["type"] == "WaitStateEntered"]
+    exited = [e["timestamp"] for e in history if e["type"] == "WaitStateExited"]
+    nap, quiet = ((out - into).total_seconds() for into, out in zip(entered, exited, strict=True))
+    assert nap < 1.0, "an ordinary Wait is shortened to the cap"
+    assert quiet >= 1.95, "the batch waiter's quiet time is waited in full"
+
+
 def _run_to_end(arn: str, timeout: float = 20) -> dict[str, Any]:
     sfn = aws("stepfunctions")
     deadline = time.monotonic() + timeout
