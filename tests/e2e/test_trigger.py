@@ -100,6 +100,26 @@ def test_forty_shards_and_a_marker_start_one_run(aws: EmbeddedAws) -> None:
     )
 
 
+def test_a_thousand_files_synced_without_a_marker_start_one_run_that_reads_them_all(aws: EmbeddedAws) -> None:
+    # As `aws s3 sync ./parts/ s3://<input>/training/sync1000/` would: 1,000 files straight in the dataset
+    # folder, no _READY. One row each (the sample's rows over again), so the processing job's row count proves
+    # it read every file of the snapshot.
+    since = configure(aws, "sync1000")
+    for i in range(1000):
+        put(aws, f"training/sync1000/part-{i:04d}.csv", csv([IRIS_ROWS[i % len(IRIS_ROWS)]]))
+    last_upload = time.time()
+
+    runs = runs_of(aws, "sync1000", since)
+
+    assert len(runs) == 1, [r["name"] for r in runs]
+    assert run_input(aws, runs[0])["trigger"] == "quiet-period"
+    assert runs[0]["startDate"].timestamp() >= last_upload + 2.5, "not before the folder was quiet (3 s)"
+    done = finished(aws, runs[0])
+    files = read_json(aws, run_input(aws, runs[0])["manifest"])["files"]
+    assert len([f for f in files if f["split"] == "training" and f["key"].endswith(".csv")]) == 1000
+    assert rows_processed(aws, done) == 1000
+
+
 def test_the_same_object_event_delivered_a_hundred_times_starts_one_run(aws: EmbeddedAws) -> None:
     since = configure(aws, "redelivered")
     created = put(aws, "training/redelivered/data.csv", csv(IRIS_ROWS))
