@@ -106,8 +106,10 @@ lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## 
 build: $(BIN)/.installed ## sam build (no container)
 	$(BIN)/sam build --template template.yaml
 
-# Two workers for the two cores; loadfile keeps each file's module-scoped fixtures (deployed stacks) in one worker.
-PYTEST_WORKERS ?= 2
+# Three workers on two cores: the offline-stack tests spend much of their time waiting (quiet times, endpoint
+# polls), so a third keeps the cores busy. loadfile keeps each file's module-scoped fixtures (deployed stacks)
+# in one worker.
+PYTEST_WORKERS ?= 3
 # Two sessions: the tests against the deployed offline stacks (which install seams into moto) never share a
 # worker process with the unit tests, which expect plain moto.
 test: lint build ## All gates, then the whole test suite
