@@ -1,4 +1,4 @@
-"""Seam 6: SageMaker endpoints really serve. Gap: moto 5.2.5 marks endpoints InService at once and serves
+"""SageMaker endpoints really serve. Gap: moto 5.2.5 marks endpoints InService at once and serves
 nothing (`invoke_endpoint` returns a canned body, and decodes a binary body such as a PNG as UTF-8, which
 fails); `update_endpoint` is not implemented.
 

@@ -1,4 +1,4 @@
-"""Seam 2: EventBridge rules deliver to Lambda and Step Functions targets. Gap: moto 5.2.5 raises
+"""EventBridge rules deliver to Lambda and Step Functions targets. Gap: moto 5.2.5 raises
 NotImplementedError for those target types, and S3 swallows the exception, so the rule (and every rule after
 it) silently delivers nothing; schedule rules never fire.
 

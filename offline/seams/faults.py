@@ -1,4 +1,4 @@
-"""Seam 4: fault injection. Gap: moto cannot make one specific call fail (throttling, capacity errors) or a
+"""Fault injection. Gap: moto cannot make one specific call fail (throttling, capacity errors) or a
 job end Failed/Stopped on demand, and botocore's Stubber only reaches clients a test creates itself.
 
 - `fail_api(service, operation, error_code, times)`: the next `times` calls of that API made by a Lambda

@@ -1,4 +1,4 @@
-"""Seam 5: SageMaker processing and training jobs really run. Gap: moto 5.2.5 marks a job Completed at create
+"""SageMaker processing and training jobs really run. Gap: moto 5.2.5 marks a job Completed at create
 and runs nothing; duplicate job names silently overwrite the old job (AWS: ResourceInUse); StopTrainingJob is
 not implemented and StopProcessingJob stops nothing.
 

@@ -1,4 +1,4 @@
-"""Seam 1: Lambda handlers run in-process. Gap: moto 5.2.5 runs function code only in Docker; with `{"lambda":
+"""Lambda handlers run in-process. Gap: moto 5.2.5 runs function code only in Docker; with `{"lambda":
 {"use_docker": False}}` it runs no code at all (it echoes the input).
 
 What this does on every invoke (RequestResponse or Event, from a client, Step Functions or EventBridge):

@@ -1,4 +1,4 @@
-"""Seam 9: SageMaker requests checked like AWS checks them, and tags that behave like AWS's.
+"""SageMaker requests checked like AWS checks them, and tags that behave like AWS's.
 
 Gaps filled (moto 5.2.5):
 - moto accepts what SageMaker rejects: a tag value with `(`, a 300-character CustomerMetadataProperties

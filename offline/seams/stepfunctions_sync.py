@@ -1,4 +1,4 @@
-"""Seam 3: Step Functions' SageMaker integrations, fast waits and AWS-like error names.
+"""Step Functions' SageMaker integrations, fast waits and AWS-like error names.
 
 Gaps filled (moto 5.2.5, ASL interpreter on):
 - `arn:aws:states:::sagemaker:createTrainingJob.sync` / `createProcessingJob.sync` / `createTransformJob.sync`

@@ -1,4 +1,4 @@
-"""Seam 7: SageMaker batch transform jobs really run the model on the files. Gap: moto 5.2.5 marks a transform
+"""SageMaker batch transform jobs really run the model on the files. Gap: moto 5.2.5 marks a transform
 job Completed at create and runs nothing; duplicate job names silently overwrite the old job (AWS:
 ResourceInUse).
 

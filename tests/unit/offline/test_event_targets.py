@@ -1,4 +1,4 @@
-"""Seam 2: EventBridge rules reach Lambda (async) and Step Functions targets; schedule rules fire on
+"""The EventBridge seam: rules reach Lambda (async) and Step Functions targets; schedule rules fire on
 demand."""
 
 from __future__ import annotations

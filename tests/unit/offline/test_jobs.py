@@ -1,4 +1,4 @@
-"""Seams 3 and 5: SageMaker jobs really run (create_* from a client or a .sync task) and report like AWS."""
+"""The Step Functions and job runner seams: SageMaker jobs really run (create_* from a client or a .sync task) and report like AWS."""
 
 from __future__ import annotations
 

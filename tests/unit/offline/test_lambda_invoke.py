@@ -1,4 +1,4 @@
-"""Seam 1: handlers run in-process from their deployment package, with layers, env, context and Lambda
+"""The Lambda invoke seam: handlers run in-process from their deployment package, with layers, env, context and Lambda
 errors."""
 
 from __future__ import annotations

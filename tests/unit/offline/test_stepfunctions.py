@@ -1,4 +1,4 @@
-"""Seam 3 and the CloudFormation seam: stack-created state machines run (with substitutions and nested
+"""The Step Functions and CloudFormation seams: stack-created state machines run (with substitutions and nested
 .sync:2),
 Wait states and retries are fast, aws-sdk error names look like AWS's."""
 
