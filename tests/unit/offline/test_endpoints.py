@@ -1,4 +1,5 @@
-"""The endpoints seam: endpoints start a local inference server, update blue/green with rollback, and really answer."""
+"""The endpoints seam: endpoints start a local inference server, update blue/green with rollback, and really
+answer."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The gaps the Step Functions (.sync), job runner and sagemaker_events seams fill, shown in plain moto: when one of these
-tests fails, moto changed underneath the seam, and the seam (and its README line) needs a look."""
+"""The gaps the Step Functions (.sync), job runner and sagemaker_events seams fill, shown in plain moto: when
+one of these tests fails, moto changed underneath the seam, and the seam (and its README line) needs a
+look."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Step Functions and job runner seams: SageMaker jobs really run (create_* from a client or a .sync task) and report like AWS."""
+"""The Step Functions and job runner seams: SageMaker jobs really run (create_* from a client or a .sync task)
+and report like AWS."""
 
 from __future__ import annotations
 

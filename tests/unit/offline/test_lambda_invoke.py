@@ -1,5 +1,5 @@
-"""The Lambda invoke seam: handlers run in-process from their deployment package, with layers, env, context and Lambda
-errors."""
+"""The Lambda invoke seam: handlers run in-process from their deployment package, with layers, env, context
+and Lambda errors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The SageMaker requests seam: every SageMaker request is held to the service model's constraints, as AWS holds it; tags replace
-values like AWS's. Each behaviour is shown against the seam and, as a gap, against plain moto."""
+"""The SageMaker requests seam: every SageMaker request is held to the service model's constraints, as AWS
+holds it; tags replace values like AWS's. Each behaviour is shown against the seam and, as a gap, against
+plain moto."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The Step Functions and CloudFormation seams: stack-created state machines run (with substitutions and nested
-.sync:2),
-Wait states and retries are fast, aws-sdk error names look like AWS's."""
+"""The Step Functions and CloudFormation seams: stack-created state machines run (with substitutions and
+nested .sync:2), Wait states and retries are fast, aws-sdk error names look like AWS's."""
 
 from __future__ import annotations
 

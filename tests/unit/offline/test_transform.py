@@ -1,4 +1,5 @@
-"""The transform seam: transform jobs run the model's container on every record, join, assemble, and fail as AWS does."""
+"""The transform seam: transform jobs run the model's container on every record, join, assemble, and fail as
+AWS does."""
 
 from __future__ import annotations
 
