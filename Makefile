@@ -106,15 +106,16 @@ lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## 
 build: $(BIN)/.installed ## sam build (no container)
 	$(BIN)/sam build --template template.yaml
 
-# Three workers on two cores: the offline-stack tests spend much of their time waiting (quiet times, endpoint
-# polls), so a third keeps the cores busy. loadfile keeps each file's module-scoped fixtures (deployed stacks)
-# in one worker.
-PYTEST_WORKERS ?= 3
+# Two workers for the two cores; the end-to-end and CLI tests get a third, as they spend much of their time
+# waiting (quiet times, endpoint polls). loadfile keeps each file's module-scoped fixtures (deployed stacks) in
+# one worker.
+PYTEST_WORKERS ?= 2
+STACK_TEST_WORKERS ?= 3
 # Two sessions: the tests against the deployed offline stacks (which install seams into moto) never share a
 # worker process with the unit tests, which expect plain moto.
 test: lint build ## All gates, then the whole test suite
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/cli
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/e2e tests/cli
+	$(BIN)/python -m pytest -n $(STACK_TEST_WORKERS) --dist loadfile tests/e2e tests/cli
 
 # CONTAINER_VENV_REQUIRED: the container-contract tests fail (instead of skipping) without the container venv.
 test-container: build container-venv ## The recipe tests and one e2e run under the scikit-learn container's toolkits
