@@ -113,13 +113,16 @@ PYTEST_WORKERS ?= 2
 STACK_TEST_WORKERS ?= 3
 # Two sessions: the tests against the deployed offline stacks (which install seams into moto) never share a
 # worker process with the unit tests, which expect plain moto.
-test: lint build ## All gates, then the whole test suite
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/cli
-	$(BIN)/python -m pytest -n $(STACK_TEST_WORKERS) --dist loadfile tests/e2e tests/cli
+# The container contract runs too: the recipe's serving tests and one end-to-end run (jobs and endpoint) under
+# the scikit-learn container's Python, pins and toolkits; `make test-container` runs every recipe test there.
+CONTAINER_RECIPE_TESTS ?= tests/unit/recipe/test_recipe_inference.py tests/unit/recipe/test_batch_inference.py
+test: lint build container-venv ## All gates, then the whole test suite (with the container contract)
+	CONTAINER_VENV_REQUIRED=1 CONTAINER_RECIPE_TESTS="$(CONTAINER_RECIPE_TESTS)" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/cli
+	CONTAINER_VENV_REQUIRED=1 $(BIN)/python -m pytest -n $(STACK_TEST_WORKERS) --dist loadfile tests/e2e tests/cli
 
 # CONTAINER_VENV_REQUIRED: the container-contract tests fail (instead of skipping) without the container venv.
 test-container: build container-venv ## The recipe tests and one e2e run under the scikit-learn container's toolkits
-	CONTAINER_VENV_REQUIRED=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration/test_recipe_in_container.py tests/e2e/test_container_contract.py
+	CONTAINER_VENV_REQUIRED=1 CONTAINER_RECIPE_TESTS=tests/unit/recipe $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests/integration/test_recipe_in_container.py tests/e2e/test_container_contract.py
 
 unit: $(BIN)/.installed $(WORKFLOW_LINT)/.installed .venv-checkov/.installed ## Unit and integration tests only (no build needed)
 	$(BIN)/python -m pytest tests/unit tests/integration tests/static

@@ -213,11 +213,13 @@ def _choose_accept(accept: str | None) -> str | None:
 
 
 def _refuse(refusal: Refusal) -> Any:
-    """The container's Response with a 4xx status; a ValueError where the toolkit is not installed."""
-    try:
-        from sagemaker_containers.beta.framework import worker  # noqa: PLC0415 - only in the container
-    except ImportError:
-        raise ValueError(refusal.message) from None
+    """The container's Response with a 4xx status when the container's serving stack runs this module; a
+    ValueError otherwise (a plain local server, or the handlers called directly where the toolkit is merely
+    installed)."""
+    framework = sys.modules.get("sagemaker_containers.beta.framework")
+    if framework is None:
+        raise ValueError(refusal.message)
+    worker = framework.worker
     body = json.dumps({"error": refusal.message})
     return worker.Response(response=body, status=refusal.status, mimetype=JSON)
 
