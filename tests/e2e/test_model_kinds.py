@@ -22,10 +22,6 @@ from sklearn.datasets import load_digits
 from offline.embedded import EmbeddedAws
 from tests.e2e.test_pipeline import endpoint_name, failure_details
 
-# Known failure: on the whole suite's shared offline stack these runs never start since uploads are batched
-# by quiet time; the cause is not found yet (see the project's open work).
-
-
 COLOURS = ("red", "green", "blue")
 SIZES = ("small", "medium", "large")
 POSITIVE = ("wonderful", "delightful", "brilliant", "moving", "charming", "superb", "lovely", "gripping")

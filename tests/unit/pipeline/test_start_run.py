@@ -308,11 +308,14 @@ def test_url_encoded_keys_with_spaces_unicode_and_plus_resolve_to_the_real_objec
 
 
 def test_the_quiet_check_event_runs_through_the_handler(stack, machines, lambda_context):
-    first = upload(stack, "training/iris/data.csv", now_ms=0)  # long ago: quiet now
+    import time
+
+    first = upload(stack, "training/iris/data.csv", now_ms=0)  # its event long ago
     event = load_event("start_run_quiet_check.json")
-    event["quietCheck"].update({"waiter": first["waiter"], "quietSeconds": 30})
+    event["quietCheck"].update({"waiter": first["waiter"], "quietSeconds": 1})
+    time.sleep(2.1)  # and the object itself quiet for the quiet time (S3 times are whole seconds)
     result = app.lambda_handler(event, lambda_context)
-    assert result["outcome"] == "started" and result["waitSeconds"] == 30
+    assert result["outcome"] == "started" and result["waitSeconds"] == 1
 
 
 def test_a_failed_start_is_logged_and_raised_for_the_retry(stack, machines, lambda_context, caplog):
@@ -349,6 +352,22 @@ def test_a_backlog_of_events_does_not_split_a_batch_and_a_late_old_event_keeps_t
     assert result["outcome"] == "started" and result["run"]["files"] == 3
     item = stack.ddb.get_item(TableName=f"{STACK}-coordination", Key=batching.item_key("slow"))["Item"]
     assert item["lastUploadAt"]["N"] == str(NOW + 1_000) and item["uploads"]["N"] == "3"
+
+
+def test_a_quiet_check_waits_for_files_in_the_bucket_whose_events_are_still_queued(stack, machines):
+    import time
+
+    now = int(time.time() * 1000)
+    # The one event handled so far is a minute old; the sync goes on, its events queued behind a backlog.
+    first = upload(stack, "training/synced/part-1.csv", now_ms=now - 60_000)
+    stack.put("training/synced/part-2.csv", CSV)  # written just now, no event handled yet
+
+    waiting = quiet_check(stack, first, now)
+
+    assert waiting["outcome"] == "waiting" and 29 <= waiting["waitSeconds"] <= 31
+    assert executions(stack, machines["pipeline"]) == []
+    done = quiet_check(stack, first, now + 32_000)
+    assert done["outcome"] == "started" and done["run"]["files"] == 2
 
 
 def test_an_event_time_in_whole_seconds_counts_from_the_end_of_that_second():

@@ -107,6 +107,20 @@ def list_dataset(s3: Any, bucket: str, dataset: str) -> list[Entry]:
     return sorted(entries, key=lambda e: (SPLITS.index(e.split) if e.split in SPLITS else -1, e.key))
 
 
+def newest_upload_ms(s3: Any, bucket: str, dataset: str) -> int | None:
+    """When the newest object in the dataset's folders was written (epoch ms, from the end of S3's whole
+    second), markers and pipeline.json included; None for an empty dataset. The bucket is the truth about
+    uploads: their events may still be queued behind a backlog."""
+    newest: int | None = None
+    for prefix in dataset_prefixes(dataset):
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                if version.get("IsLatest"):
+                    written = int(version["LastModified"].timestamp()) * 1000 + 999
+                    newest = written if newest is None else max(newest, written)
+    return newest
+
+
 def defaults_identity(defaults_text: str | None) -> dict[str, Any]:
     """The template defaults that shape a run (PIPELINE_DEFAULTS), trigger-only fields left out."""
     try:

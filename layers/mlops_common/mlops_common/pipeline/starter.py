@@ -15,6 +15,7 @@ run X".
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -310,6 +311,10 @@ def check_quiet_period(
         return {**state, "outcome": WAITING, "waitSeconds": check.wait_seconds}
     if check.outcome == batching.SUPERSEDED:
         return {**state, "outcome": SUPERSEDED}
+    # Quiet by the recorded events; the bucket may know better when their delivery lags (a backlog).
+    newest = snapshot.newest_upload_ms(clients.s3, settings.input_bucket, dataset)
+    if newest is not None and (remaining_ms := quiet * 1000 - (now_ms - newest)) > 0:
+        return {**state, "outcome": WAITING, "waitSeconds": max(1, math.ceil(remaining_ms / 1000))}
     run = start_run(dataset, trigger_kind=BY_QUIET_PERIOD, force=None, clients=clients, settings=settings)
     closed = batching.close_quiet_period(
         clients.ddb, settings.table, dataset, waiter=waiter, uploads_seen=check.uploads
