@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client, publish_notification
 from mlops_common.pipeline import report
+from mlops_common.step_values import Notification, NotifyInput, parse
 
 logger = Logger(service="pipeline-notify")
 metrics = Metrics(service="pipeline")
@@ -29,8 +30,10 @@ def _send(subject: str, message: dict[str, Any], detail_type: str) -> None:
 
 @logger.inject_lambda_context(correlation_id_path="state.runId")
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome, state = event["outcome"], event.get("state") or {}
+def lambda_handler(event: NotifyInput, context: LambdaContext) -> Notification:
+    event = parse(NotifyInput, event, what="notify input")
+    outcome = event["outcome"]
+    state: dict[str, Any] = dict(event["state"])
     message: dict[str, Any] = {"outcome": outcome, **report.summary(state)}
     for step, seconds in report.step_durations(state).items():
         metrics.add_metric(name=f"{step}Seconds", unit=MetricUnit.Seconds, value=seconds)
@@ -79,4 +82,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             )
         _send(f"Run succeeded ({outcome}): {message['dataset']}", message, report.SUCCEEDED)
     logger.info("outcome notified", extra=message)
-    return message
+    return parse(Notification, message, what="notify result")

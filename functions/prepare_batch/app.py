@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.batch import prepare
+from mlops_common.step_values import BatchStart, PreparedBatch, parse
 
 logger = Logger(service="batch-prepare")
 
@@ -25,10 +25,11 @@ def settings() -> prepare.Settings:
 
 
 @logger.inject_lambda_context(correlation_id_path="batchId")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    prepared = prepare.prepare(event, settings(), s3=client("s3"), sagemaker=client("sagemaker"))
+def lambda_handler(event: BatchStart, context: LambdaContext) -> PreparedBatch:
+    event = parse(BatchStart, event, what="prepare_batch input")
+    prepared = prepare.prepare(dict(event), settings(), s3=client("s3"), sagemaker=client("sagemaker"))
     logger.info(
         f"batch {prepared['status']}",
         extra={k: prepared.get(k) for k in ("dataset", "batchId", "model", "reason", "skipped")},
     )
-    return prepared
+    return parse(PreparedBatch, prepared, what="prepare_batch result")

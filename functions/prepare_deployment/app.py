@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import deploy
+from mlops_common.step_values import DeployPlan, PrepareDeploymentInput, parse
 
 logger = Logger(service="deploy-prepare")
 
 
 @logger.inject_lambda_context(correlation_id_path="input.modelPackageArn")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: PrepareDeploymentInput, context: LambdaContext) -> DeployPlan:
     """event: {"input": <the deploy workflow's input>, "executionArn": <this deploy execution>}"""
-    request = deploy.DeployRequest.from_input(event.get("input"))
+    event = parse(PrepareDeploymentInput, event, what="prepare_deployment input")
+    request = deploy.DeployRequest.from_input(event["input"])
     plan = deploy.prepare(
         client("sagemaker"),
         client("cloudwatch"),
@@ -27,11 +28,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         request,
         stack_name=os.environ["STACK_NAME"],
         lease_table=os.environ["COORDINATION_TABLE"],
-        execution_arn=event.get("executionArn") or "",
+        execution_arn=event["executionArn"],
         now=int(time.time()),
     )
     logger.info(
         "deployment prepared",
         extra={k: plan.get(k) for k in ("endpointName", "status", "action", "heldBy", "reason")},
     )
-    return plan
+    return parse(DeployPlan, plan, what="prepare_deployment result")

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import prepare
+from mlops_common.step_values import RunStart, RunState, parse
 
 logger = Logger(service="pipeline-prepare-run")
 
 
 @logger.inject_lambda_context(correlation_id_path="runId")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: RunStart, context: LambdaContext) -> RunState:
     # Invalid configuration or data raises a named error (InvalidConfigError, DataFormatError, ...) whose
     # message says what to fix; the state machine's Catch notifies it.
     run = prepare.prepare_run(
-        event, prepare.Settings.from_env(dict(os.environ)), client("s3"), client("sagemaker")
+        dict(parse(RunStart, event, what="prepare_run input")),
+        prepare.Settings.from_env(dict(os.environ)),
+        client("s3"),
+        client("sagemaker"),
     )
     logger.info(
         "run prepared",
@@ -30,4 +33,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "code": run["code"],
         },
     )
-    return run
+    return parse(RunState, run, what="prepare_run result")

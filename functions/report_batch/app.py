@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlops_common.aws import client, publish_notification
 from mlops_common.batch import results
 from mlops_common.pipeline import report
+from mlops_common.step_values import Notification, ReportBatchInput, parse
 
 logger = Logger(service="batch-report")
 metrics = Metrics(service="batch")
@@ -30,7 +31,8 @@ def _send(subject: str, message: dict[str, Any], detail_type: str) -> None:
 
 @logger.inject_lambda_context(correlation_id_path="state.batchId")
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: ReportBatchInput, context: LambdaContext) -> Notification:
+    event = parse(ReportBatchInput, event, what="report_batch input")
     outcome, state = event["outcome"], event["state"]
     if outcome == "predicted":
         result = results.collect(client("s3"), state["prepared"])
@@ -49,4 +51,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info(subject, extra=message)
     # The Fail states read error and cause from here (at most 32,768 characters).
     detail = message.get("cause") or message.get("reason") or ""
-    return {**message, "error": message.get("error", "BatchRefused"), "cause": str(detail)[:32768]}
+    notification = {**message, "error": message.get("error", "BatchRefused"), "cause": str(detail)[:32768]}
+    return parse(Notification, notification, what="report_batch result")

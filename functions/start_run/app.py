@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from mlops_common.aws import client
 from mlops_common.pipeline import starter, trigger
+from mlops_common.step_values import BatchWaiterState, QuietCheckInput, parse
 
 logger = Logger(service="pipeline-start-run")
 metrics = Metrics(service="pipeline")
@@ -47,14 +48,17 @@ def _log(result: dict[str, Any]) -> None:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: QuietCheckInput | dict[str, Any], context: LambdaContext
+) -> BatchWaiterState | dict[str, Any]:
     settings = starter.Settings.from_env(os.environ)
     if "quietCheck" in event:
+        check = parse(QuietCheckInput, event, what="start_run quiet check")["quietCheck"]
         result = starter.check_quiet_period(
-            event["quietCheck"], clients=_clients(), settings=settings, now_ms=int(time.time() * 1000)
+            dict(check), clients=_clients(), settings=settings, now_ms=int(time.time() * 1000)
         )
         _log(result)
-        return result
+        return parse(BatchWaiterState, result, what="start_run quiet check result")
     try:
         objects = trigger.parse_events(event)
     except trigger.EventShapeError as error:

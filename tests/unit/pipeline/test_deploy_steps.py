@@ -11,6 +11,7 @@ import requests
 
 from mlops_common.pipeline.deploy import EndpointBusyError, EndpointFailedError, PackageNotDeployableError
 from mlops_common.pipeline.smoke import SmokeTestError
+from mlops_common.step_values import StepInputError
 from tests.conftest import load_function_module
 
 from .conftest import (
@@ -464,7 +465,7 @@ def test_the_deploy_input_is_checked(stack, lambda_context):
         prepare_deployment.lambda_handler(
             deploy_event({"modelPackageArn": "arn", "endpointName": "bad name!"}), lambda_context
         )
-    with pytest.raises(PackageNotDeployableError, match="deploy input must be"):
+    with pytest.raises(StepInputError, match=r"prepare_deployment input: input\.modelPackageArn is missing"):
         prepare_deployment.lambda_handler(deploy_event({}), lambda_context)
 
 

@@ -28,7 +28,7 @@ def test_first_model_passes_a_threshold_and_is_registered_approved(stack, prepar
     result = quality_gate.lambda_handler({"run": prepared_run}, lambda_context)
 
     assert result["passed"] is True and result["metric"] == "accuracy" and result["value"] == 0.93
-    assert result["champion_package_arn"] is None
+    assert result["championPackageArn"] is None
     registration = register(stack, prepared_run, result, lambda_context)
     assert registration["approvalStatus"] == "Approved"
     package = stack.sagemaker.describe_model_package(ModelPackageName=registration["modelPackageArn"])
@@ -70,7 +70,7 @@ def test_a_challenger_worse_than_the_serving_champion_is_rejected(stack, prepare
     result = quality_gate.lambda_handler({"run": prepared_run}, lambda_context)
 
     assert result["passed"] is False
-    assert result["champion_value"] == 0.97 and result["champion_package_arn"] == champion["modelPackageArn"]
+    assert result["championValue"] == 0.97 and result["championPackageArn"] == champion["modelPackageArn"]
     assert "worse than the serving model's 0.97" in result["reason"]
 
 

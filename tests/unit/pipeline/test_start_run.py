@@ -357,10 +357,10 @@ def test_a_backlog_of_events_does_not_split_a_batch_and_a_late_old_event_keeps_t
 def test_a_quiet_check_waits_for_files_in_the_bucket_whose_events_are_still_queued(stack, machines):
     import time
 
-    now = int(time.time() * 1000)
     # The one event handled so far is a minute old; the sync goes on, its events queued behind a backlog.
-    first = upload(stack, "training/synced/part-1.csv", now_ms=now - 60_000)
+    first = upload(stack, "training/synced/part-1.csv", now_ms=int(time.time() * 1000) - 60_000)
     stack.put("training/synced/part-2.csv", CSV)  # written just now, no event handled yet
+    now = int(time.time() * 1000)  # after both writes: a slow machine must not stretch the expected wait
 
     waiting = quiet_check(stack, first, now)
 

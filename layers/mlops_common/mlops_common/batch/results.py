@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops_common.pipeline import report
+from mlops_common.step_values import BatchState, PreparedBatch
 
 SUCCEEDED = "Batch Predictions Succeeded"
 REFUSED = "Batch Predictions Refused"
@@ -85,7 +87,7 @@ def _read(s3: Any, bucket: str, key: str) -> str:
     return text
 
 
-def collect(s3: Any, prepared: dict[str, Any]) -> BatchResult:
+def collect(s3: Any, prepared: PreparedBatch) -> BatchResult:
     """Compare every input file with its output file and write the batch summary next to the outputs."""
     bucket = prepared["outputBucket"]
     output_prefix = prepared["outputUri"].removeprefix(f"s3://{bucket}/")
@@ -122,7 +124,7 @@ def collect(s3: Any, prepared: dict[str, Any]) -> BatchResult:
     return result
 
 
-def _identity(prepared: dict[str, Any]) -> dict[str, Any]:
+def _identity(prepared: Mapping[str, Any]) -> dict[str, Any]:
     model = prepared.get("model") or {}
     return {
         "dataset": prepared.get("dataset"),
@@ -138,7 +140,7 @@ def _counts(result: BatchResult) -> dict[str, Any]:
     return {"rows": result.rows, "predictedRows": result.predicted, "unreadableRows": len(result.bad)}
 
 
-def succeeded_message(prepared: dict[str, Any], result: BatchResult) -> tuple[str, dict[str, Any]]:
+def succeeded_message(prepared: PreparedBatch, result: BatchResult) -> tuple[str, dict[str, Any]]:
     message = {
         "outcome": "predicted",
         **_identity(prepared),
@@ -156,7 +158,7 @@ def succeeded_message(prepared: dict[str, Any], result: BatchResult) -> tuple[st
     return subject, message
 
 
-def refused_message(prepared: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def refused_message(prepared: PreparedBatch) -> tuple[str, dict[str, Any]]:
     message = {"outcome": "refused", **_identity(prepared), "reason": prepared["reason"]}
     return f"Batch refused: {prepared['dataset']}/{prepared['batchId']}", message
 
@@ -175,8 +177,8 @@ def transform_cause(cause: Any) -> str | None:
     return None
 
 
-def failed_message(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    error = state.get("error") or {}
+def failed_message(state: BatchState) -> tuple[str, dict[str, Any]]:
+    error: Mapping[str, Any] = state.get("error") or {}
     step = state.get("failedStep", "unknown step")
     name, cause = report.explain(str(error.get("Error", "BatchFailed")), error.get("Cause"))
     cause = transform_cause(error.get("Cause")) or cause

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -41,7 +41,16 @@ class GateResult:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as the workflow carries them (camelCase, step_values.GateDecision)."""
+        return {
+            "passed": self.passed,
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "championValue": self.champion_value,
+            "championPackageArn": self.champion_package_arn,
+            "reason": self.reason,
+        }
 
 
 def read_evaluation(s3: Any, evaluation_prefix: str) -> tuple[str, dict[str, Any]]:

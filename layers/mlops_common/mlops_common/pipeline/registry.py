@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from mlops_common.pipeline import naming
 from mlops_common.pipeline.gate import METRIC_PROPERTY_PREFIX
+from mlops_common.step_values import GateDecision, Registration, RunState
 
 STACK_PROPERTY = "stack"
 APPROVED = "Approved"
@@ -68,13 +69,13 @@ def find_package_of_run(sagemaker: Any, group: str, run_id: str) -> dict[str, An
 def register(
     sagemaker: Any,
     *,
-    run: dict[str, Any],
+    run: RunState,
     model_data_url: str,
     evaluation_uri: str,
-    metrics: dict[str, Any],
-    gate: dict[str, Any],
+    metrics: dict[str, float],
+    gate: GateDecision,
     stack_name: str,
-) -> dict[str, Any]:
+) -> Registration:
     """Create (or, on retry, find) the run's package: Approved in auto mode, else PendingManualApproval.
 
     The package names its stack: group names are '<stack>-<dataset>', so 'ml-prod-iris' starts with the
