@@ -1,7 +1,8 @@
 """Run the whole system on one machine: the real SAM template deployed into an embedded AWS (moto) with seams.
 
 Entry points: `python -m offline demo|up|down|outputs|fire-schedule|invoke` (see docs/offline.md),
-`offline.embedded.EmbeddedAws` for tests, `offline.stack.deploy` for the deployment itself.
+`offline.embedded.EmbeddedAws` for tests, `offline.stack.deploy` for the deployment itself (with
+`offline.packaging` and `offline.sam_template`).
 """
 
 from __future__ import annotations
@@ -20,3 +21,7 @@ DEFAULT_STACK_NAME = "mlops-local"
 # Template parameters the offline stack gets unless the caller sets them: an upload batch starts its run after
 # 3 quiet seconds instead of 120, so a demo or a test never waits minutes (Wait states are capped anyway).
 OFFLINE_PARAMETER_DEFAULTS = {"DatasetQuietSeconds": "3"}
+
+
+class DeployError(RuntimeError):
+    """The stack could not be deployed; the message says which resource or file and what to do."""

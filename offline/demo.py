@@ -13,10 +13,10 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from offline import DEFAULT_STACK_NAME, STATE_DIR
+from offline import DEFAULT_STACK_NAME, STATE_DIR, DeployError
 from offline.embedded import EmbeddedAws
 from offline.follow import find_key, follow_executions, parse_output
-from offline.stack import DEFAULT_BUILD_DIR, DeployError
+from offline.stack import DEFAULT_BUILD_DIR
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data"
 DEMO_DATASET = "iris"

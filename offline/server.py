@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from offline import DEFAULT_STACK_NAME, REGION, ROOT, STATE_DIR
-from offline.stack import DEFAULT_BUILD_DIR, DeployError, deploy
+from offline import DEFAULT_STACK_NAME, REGION, ROOT, STATE_DIR, DeployError
+from offline.stack import DEFAULT_BUILD_DIR, deploy
 
 PID_FILE = STATE_DIR / "server.pid"
 LOG_FILE = STATE_DIR / "server.log"

@@ -4,8 +4,8 @@
 pins, sagemaker-training, sagemaker-containers) and records which container version it stands for in
 `.venv-container/sagemaker-scikit-learn-version`. `OfflineState.container_venvs` maps container versions to
 such virtualenvs: a job or endpoint whose image is `sagemaker-scikit-learn:<version>-...` with a virtualenv
-for that version runs under it (seams job_runner and endpoints); anything else takes the fast path with the
-project's interpreter.
+for that version runs under it (job_process and the endpoints seam); anything else takes the fast path with
+the project's interpreter.
 
 Each job and endpoint gets its own thin virtualenv over the container's (`overlay`): what the toolkits
 pip-install for it (the code directory, its requirements.txt) lands there, as it would in a fresh container,

@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -43,7 +44,7 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 
-from offline.seams import _patching, container_runtime, job_runner
+from offline.seams import _patching, container_runtime, job_contract
 
 SERVER_SCRIPT = Path(__file__).with_name("inference_server.py")
 # Under the container's toolkits a server first pip-installs the model's code and requirements.txt.
@@ -112,7 +113,7 @@ def _listening_socket() -> socket.socket:
 
 
 def _read_s3(s3: Any, uri: str, what: str) -> bytes:
-    bucket, key = job_runner.parse_s3_uri(uri)
+    bucket, key = job_contract.parse_s3_uri(uri)
     try:
         return s3.get_object(bucket, key).value
     except Exception as error:
@@ -136,7 +137,7 @@ def _server_runtime(
     start_timeout = float(state.endpoint_start_timeout_seconds)
     venv = container_runtime.for_image(getattr(state, "container_venvs", {}) or {}, image)
     if venv is None:
-        return state.python or job_runner.sys.executable, "standin", env, start_timeout
+        return state.python or sys.executable, "standin", env, start_timeout
     # The container's serving stack pip-installs the code directory (and its requirements.txt) first.
     env.update(container_runtime.pip_environment())
     python = str(container_runtime.overlay(venv, root / "venv"))
@@ -158,25 +159,25 @@ def start_fleet(backend: Any, endpoint_name: str, config_name: str, state: Any) 
     container = model.primary_container or (model.containers or [{}])[0]
     image = container.get("Image", "")
     try:
-        job_runner.check_image(image)
-    except job_runner.JobError as error:
+        job_contract.check_image(image)
+    except job_contract.JobError as error:
         raise EndpointError(str(error)) from error
     environment = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
-    s3 = job_runner._s3(backend.account_id, backend.region_name)
+    s3 = job_contract.s3_backend(backend.account_id, backend.region_name)
 
     root = state.work_dir / "endpoints" / endpoint_name / f"{config_name}-{uuid.uuid4().hex[:6]}"
     model_dir, code_dir = root / "model", root / "code"
     model_dir.mkdir(parents=True)
     if container.get("ModelDataUrl"):
         (root / "model.tar.gz").write_bytes(_read_s3(s3, container["ModelDataUrl"], "ModelDataUrl"))
-        job_runner.extract_tar(root / "model.tar.gz", model_dir)
-    submit = job_runner.decode_hyperparameter(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
+        job_contract.extract_tar(root / "model.tar.gz", model_dir)
+    submit = job_contract.decode_hyperparameter(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
     if isinstance(submit, str) and submit.startswith("s3://"):
         (root / "sourcedir.tar.gz").write_bytes(_read_s3(s3, submit, "SAGEMAKER_SUBMIT_DIRECTORY"))
-        job_runner.extract_tar(root / "sourcedir.tar.gz", code_dir)
+        job_contract.extract_tar(root / "sourcedir.tar.gz", code_dir)
     elif (model_dir / "code").is_dir():
         shutil.copytree(model_dir / "code", code_dir)
-    program = str(job_runner.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
+    program = str(job_contract.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
 
     python, toolkit, env, start_timeout = _server_runtime(state, image, environment, root)
     env["SM_MODEL_DIR"] = str(model_dir)

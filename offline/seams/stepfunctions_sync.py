@@ -251,10 +251,10 @@ def install(state: Any) -> None:
     )
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-    from offline.seams import job_runner
+    from offline.seams import job_process
 
     cap = float(state.max_wait_seconds)
-    service_class = _make_service_class(job_runner.wait_for_job)
+    service_class = _make_service_class(job_process.wait_for_job)
     factory = _patching.original(state_task_factory, "state_task_service_for")
 
     def state_task_service_for(service_name: str) -> Any:

@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offline.seams import _patching, endpoints, job_runner
+from offline.seams import _patching, endpoints, job_contract, job_process
 
 DEFAULT_MAX_PAYLOAD_MB = 6  # AWS's default MaxPayloadInMB
 DEFAULT_INVOCATION_TIMEOUT = 600  # AWS's default ModelClientConfig.InvocationsTimeoutInSeconds
@@ -86,28 +87,28 @@ def _model_files(backend: Any, model_name: str, root: Path) -> tuple[Path, Path,
         raise TransformError(f"ClientError: Could not find model {model_name!r}")
     container = model.primary_container or (model.containers or [{}])[0]
     try:
-        job_runner.check_image(container.get("Image", ""))
-    except job_runner.JobError as error:
+        job_contract.check_image(container.get("Image", ""))
+    except job_contract.JobError as error:
         raise TransformError(str(error)) from error
     environment = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
-    s3 = job_runner._s3(backend.account_id, backend.region_name)
+    s3 = job_contract.s3_backend(backend.account_id, backend.region_name)
     model_dir, code_dir = root / "model", root / "code"
     model_dir.mkdir(parents=True)
     try:
         if container.get("ModelDataUrl"):
             tar = root / "model.tar.gz"
             tar.write_bytes(endpoints._read_s3(s3, container["ModelDataUrl"], "ModelDataUrl"))
-            job_runner.extract_tar(tar, model_dir)
-        submit = job_runner.decode_hyperparameter(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
+            job_contract.extract_tar(tar, model_dir)
+        submit = job_contract.decode_hyperparameter(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", ""))
         if isinstance(submit, str) and submit.startswith("s3://"):
             tar = root / "sourcedir.tar.gz"
             tar.write_bytes(endpoints._read_s3(s3, submit, "SAGEMAKER_SUBMIT_DIRECTORY"))
-            job_runner.extract_tar(tar, code_dir)
+            job_contract.extract_tar(tar, code_dir)
         elif (model_dir / "code").is_dir():
             shutil.copytree(model_dir / "code", code_dir)
     except endpoints.EndpointError as error:
         raise TransformError(f"ClientError: {error}") from error
-    program = str(job_runner.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
+    program = str(job_contract.decode_hyperparameter(environment.get("SAGEMAKER_PROGRAM", "inference.py")))
     return model_dir, code_dir, program, environment
 
 
@@ -123,7 +124,7 @@ def _start_server(run: TransformRun, backend: Any, job: Any, state: Any) -> str:
         env.pop("AWS_ENDPOINT_URL", None)
         run.process = subprocess.Popen(
             [
-                state.python or job_runner.sys.executable,
+                state.python or sys.executable,
                 str(endpoints.SERVER_SCRIPT),
                 "--model-dir",
                 str(model_dir),
@@ -269,13 +270,13 @@ def _run(job: Any, run: TransformRun, backend: Any, state: Any) -> None:
         raise TransformError(f"ClientError: S3DataType {source['S3DataType']} is not emulated offline")
     content_type = (job.transform_input or {}).get("ContentType") or "application/octet-stream"
     accept = (job.transform_output or {}).get("Accept") or content_type
-    s3 = job_runner._s3(backend.account_id, backend.region_name)
+    s3 = job_contract.s3_backend(backend.account_id, backend.region_name)
     inputs = run.root / "input"
-    if job_runner.download_input(s3, source["S3Uri"], inputs, "S3Prefix") == 0:
+    if job_contract.download_input(s3, source["S3Uri"], inputs, "S3Prefix") == 0:
         raise TransformError(f"ClientError: no objects under {source['S3Uri']}")
     url = _start_server(run, backend, job, state)
     assemble = (job.transform_output or {}).get("AssembleWith") == "Line"
-    out_bucket, out_prefix = job_runner.parse_s3_uri(job.transform_output["S3OutputPath"])
+    out_bucket, out_prefix = job_contract.parse_s3_uri(job.transform_output["S3OutputPath"])
     for path in sorted(p for p in inputs.rglob("*") if p.is_file()):
         relative = path.relative_to(inputs).as_posix()
         records = _transform_object(
@@ -287,7 +288,7 @@ def _run(job: Any, run: TransformRun, backend: Any, state: Any) -> None:
 
 
 def _finish(job: Any, status: str, reason: str | None) -> None:
-    now = job_runner._now()
+    now = job_process.now()
     job.transform_job_status = status
     job.failure_reason = reason or ""
     job.transform_end_time = job.last_modified_time = now
@@ -299,13 +300,13 @@ def _worker(job: Any, run: TransformRun, backend: Any, state: Any) -> None:
         if forced is not None:
             _finish(job, forced.status, forced.reason)
             return
-        with job_runner._slots:
+        with job_process.pool():
             if run.root.exists():
                 shutil.rmtree(run.root)
             run.root.mkdir(parents=True)
             try:
                 _run(job, run, backend, state)
-            except (TransformError, job_runner.JobError) as error:
+            except (TransformError, job_contract.JobError) as error:
                 _finish(job, "Failed", str(error))
             except Exception as error:  # noqa: BLE001 - any crash of the runner must still end the job
                 _finish(job, "Failed", f"InternalServerError: offline transform runner: {error!r}")
@@ -318,7 +319,7 @@ def _worker(job: Any, run: TransformRun, backend: Any, state: Any) -> None:
 
 
 def start(job: Any, state: Any, backend: Any) -> TransformRun:
-    now = job_runner._now()
+    now = job_process.now()
     job.creation_time = job.transform_start_time = job.last_modified_time = now
     job.transform_end_time = None
     job.transform_job_status = "InProgress"

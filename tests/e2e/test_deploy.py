@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from offline import DeployError
 from offline.embedded import EmbeddedAws
-from offline.stack import DeployError, Deployment, deploy
+from offline.stack import Deployment, deploy
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from samtranslator.yaml_helper import yaml_parse
 
 from offline.embedded import EmbeddedAws
-from offline.stack import active_resources
+from offline.sam_template import active_resources
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from offline.seams import endpoints
 from offline.seams.state import OfflineState
 from tests.unit.offline.conftest import ROLE, aws
-from tests.unit.offline.test_jobs import IMAGE, _tar
+from tests.unit.offline.test_job_runner import IMAGE, _tar
 
 INFERENCE = """
 import json, pathlib

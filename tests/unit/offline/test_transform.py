@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from offline.seams import transform_runner
 from offline.seams.state import OfflineState
 from tests.unit.offline.conftest import ROLE, aws
-from tests.unit.offline.test_jobs import IMAGE, _tar
+from tests.unit.offline.test_job_runner import IMAGE, _tar
 
 # Doubles the number on each line; "fail" anywhere in the body is refused with 400, as a strict model would.
 INFERENCE = """

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from samcli.yamlhelper import yaml_parse
 
-from offline.stack import ACCOUNT_ID, active_resources, sam_transform
+from offline import ACCOUNT_ID
+from offline.sam_template import active_resources, sam_transform
 
 ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = ACCOUNT_ID

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from samcli.yamlhelper import yaml_parse
 
-from offline.stack import sam_transform
+from offline.sam_template import sam_transform
 from tests.unit.template.conftest import ROOT, STACK, _s3_uris
 
 BOOTSTRAP = ROOT / "cicd" / "bootstrap.yaml"
