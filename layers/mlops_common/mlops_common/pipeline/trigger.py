@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
+
 from mlops_common.pipeline.data_formats import CONFIG_FILE, READY_MARKERS, format_of
 
 TRAINING_PREFIX = "training/"
@@ -51,40 +53,46 @@ class EventShapeError(ValueError):
 
 
 def parse_events(event: dict[str, Any]) -> list[ObjectEvent]:
-    """EventBridge 'Object Created' events and S3 notification ``Records`` (keys URL-encoded there)."""
+    """EventBridge 'Object Created' events and S3 notification ``Records``, read through Powertools' event
+    classes."""
     if "Records" in event:
         found = []
-        for record in event["Records"]:
-            s3 = record.get("s3") or {}
-            obj = s3.get("object") or {}
+        for record in S3Event(event).records:
+            s3, obj = record.get("s3") or {}, (record.get("s3") or {}).get("object") or {}
             if "key" not in obj or "name" not in (s3.get("bucket") or {}):
                 raise EventShapeError("an S3 notification record without s3.bucket.name / s3.object.key")
             found.append(
                 ObjectEvent(
-                    bucket=s3["bucket"]["name"],
-                    # S3 notifications URL-encode keys, spaces as '+': https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
-                    key=unquote_plus(obj["key"]),
+                    bucket=record.s3.bucket.name,
+                    # Notifications URL-encode keys, spaces as '+' (Powertools' record key keeps them encoded):
+                    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
+                    key=unquote_plus(record.s3.get_object.key),
                     size=obj.get("size"),
                     etag=obj.get("eTag"),
-                    version_id=obj.get("versionId"),
+                    version_id=record.s3.get_object.version_id,
                     sequencer=obj.get("sequencer"),
                     event_time=record.get("eventTime"),
                 )
             )
         return found
     detail = event.get("detail") or {}
-    obj = detail.get("object") or {}
-    bucket = (detail.get("bucket") or {}).get("name")
-    if event.get("source") != "aws.s3" or not bucket or "key" not in obj:
+    if (
+        event.get("source") != "aws.s3"
+        or not (detail.get("bucket") or {}).get("name")
+        or "key" not in (detail.get("object") or {})
+    ):
         raise EventShapeError(
             "expected an EventBridge 'Object Created' event from aws.s3 with detail.bucket.name and "
             f"detail.object.key, got source={event.get('source')!r} detail-type={event.get('detail-type')!r}"
         )
+    notification = S3EventBridgeNotificationEvent(event)
+    obj = notification.detail.object
     return [
         ObjectEvent(
-            bucket=bucket,
+            bucket=notification.detail.bucket.name,
+            # EventBridge delivers the key as stored; Powertools' `key` would decode a '+' in it to a space.
             key=obj["key"],
-            size=obj.get("size"),
+            size=obj.size,
             etag=obj.get("etag") or obj.get("eTag"),
             version_id=obj.get("version-id"),
             sequencer=obj.get("sequencer"),
