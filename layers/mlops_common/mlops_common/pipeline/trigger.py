@@ -64,7 +64,7 @@ def parse_events(event: dict[str, Any]) -> list[ObjectEvent]:
             found.append(
                 ObjectEvent(
                     bucket=record.s3.bucket.name,
-                    # Notifications URL-encode keys, spaces as '+' (Powertools' record key keeps them encoded):
+                    # Notifications URL-encode keys, spaces as '+' (Powertools' record key stays encoded):
                     # https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html
                     key=unquote_plus(record.s3.get_object.key),
                     size=obj.get("size"),
