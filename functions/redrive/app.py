@@ -13,13 +13,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.pipeline import redrive
+from mlops_common.step_values import RedriveRequest, parse
 
 logger = Logger(service="pipeline-redrive")
 
 
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
-    max_messages = int((event or {}).get("max_messages") or 1000)
+def lambda_handler(event: RedriveRequest | None, context: LambdaContext) -> dict[str, Any]:
+    request = parse(RedriveRequest, event or {}, what="redrive input")
+    max_messages = request.get("max_messages") or 1000
     result = redrive.redrive(
         client("sqs"),
         client("lambda"),

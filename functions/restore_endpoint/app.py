@@ -12,14 +12,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops_common.aws import client
 from mlops_common.cost_guard.endpoints import RestoreError, restore_endpoint
+from mlops_common.step_values import RestoreRequest, StepInputError, parse
 
 logger = Logger(service="cost-guard-restore")
 
 
 @logger.inject_lambda_context(correlation_id_path="endpoint_name")
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not isinstance(event, dict) or "endpoint_name" not in event:
-        raise RestoreError('invoke with {"endpoint_name": "<name of an endpoint the cost guard deleted>"}')
+def lambda_handler(event: RestoreRequest, context: LambdaContext) -> dict[str, Any]:
+    try:
+        event = parse(RestoreRequest, event, what="restore_endpoint input")
+    except StepInputError as error:
+        raise RestoreError(
+            f'{error}; invoke with {{"endpoint_name": "<name of an endpoint the cost guard deleted>"}}'
+        ) from None
     try:
         result = restore_endpoint(
             client("sagemaker"),

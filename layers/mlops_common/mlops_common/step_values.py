@@ -483,6 +483,19 @@ class BatchWaiterState(TypedDict):
     error: NotRequired[StepError]
 
 
+# ---------------------------------------------------------------------------------- operators' invocations
+# Payloads people send with `aws lambda invoke` (documented in docs/cost-guard.md and docs/pipeline.md); their
+# snake_case keys are part of that documented interface.
+
+
+class RestoreRequest(TypedDict):
+    endpoint_name: str
+
+
+class RedriveRequest(TypedDict, total=False):
+    max_messages: int
+
+
 # -------------------------------------------------------------------------------------------------- checking
 
 
