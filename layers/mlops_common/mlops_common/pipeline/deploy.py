@@ -233,7 +233,7 @@ def prepare(
     package = _deployable_package(sagemaker, request.package_arn, stack_name)
     properties = package.get("CustomerMetadataProperties", {})
     endpoint = request.endpoint_name or properties["endpoint-name"]
-    # An approval or a rollback names no stage: a staging endpoint's name says it (naming.stage_endpoint_name).
+    # An approval or a rollback names no stage: a staging endpoint's name says it (naming.py).
     stage = request.stage or (naming.STAGING if endpoint.endswith(naming.STAGING_SUFFIX) else None)
     request = replace(request, stage=stage)
     wait_seconds, budget, _ = _wait_budget(properties)

@@ -316,7 +316,9 @@ def stage_summary(state: dict[str, Any]) -> dict[str, Any]:
                 "endpointName": endpoints.get("staging"),
                 "status": staging_status,
                 "modelPackageArn": staged.get("modelPackageArn"),
-                "soak": {"seconds": stages.get("soakSeconds"), "errors": soak.get("errors")} if soak else None,
+                "soak": {"seconds": stages.get("soakSeconds"), "errors": soak.get("errors")}
+                if soak
+                else None,
             },
             "prod": {
                 "endpointName": endpoints.get("prod"),

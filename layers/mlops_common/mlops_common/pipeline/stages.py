@@ -102,20 +102,28 @@ class SoakResult:
     errors: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"endpointName": self.endpoint, "soakSeconds": self.seconds, "errors": self.errors, "passed": True}
+        return {
+            "endpointName": self.endpoint,
+            "soakSeconds": self.seconds,
+            "errors": self.errors,
+            "passed": True,
+        }
 
 
 def soak_errors(
     cloudwatch: Any, endpoint: str, *, start: datetime, end: datetime, variant: str = VARIANT_NAME
 ) -> dict[str, float]:
-    """Sum of each soak metric of the endpoint's variant between start and end (one period over the window)."""
+    """Sum of each soak metric of the endpoint's variant from start to end (one period over the window)."""
     period = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
     sums = {}
     for metric in SOAK_METRICS:
         points = cloudwatch.get_metric_statistics(
             Namespace="AWS/SageMaker",
             MetricName=metric,
-            Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}],
+            Dimensions=[
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": variant},
+            ],
             StartTime=start,
             EndTime=end,
             Period=period,
