@@ -86,10 +86,17 @@ def status(aws: Aws, out: Printer, run_count: int) -> None:
         _RUN_COLUMNS, _run_rows(recent, now), title="Recent runs", empty="no runs yet", styles=_RUN_STYLES
     )
     out.line()
+    staged = any(e.stage for e in endpoints)  # a stage column only when Stages=staging-prod made stages
     out.table(
-        ("endpoint", "stage", "status", "package", "since"),
+        ("endpoint", *(("stage",) if staged else ()), "status", "package", "since"),
         [
-            [e.name, e.stage or "-", e.status, _package_label(e.package_arn), _ago(e.modified, now)]
+            [
+                e.name,
+                *([e.stage or "-"] if staged else []),
+                e.status,
+                _package_label(e.package_arn),
+                _ago(e.modified, now),
+            ]
             for e in endpoints
         ],
         title="Endpoints",
