@@ -137,10 +137,11 @@ def check_soak(cloudwatch: Any, endpoint: str, soak_seconds: int, *, now: dateti
     """The soak just ended: any invocation error on the staging endpoint over it fails the run.
 
     The window is the configured soak back from now (the Wait state before this check lasted that long).
-    CloudWatch publishes SageMaker's metrics about a minute late, so the window reaches one minute further
-    back than the soak rather than missing its last minute's errors.
+    SageMaker publishes its endpoint metrics once a minute, so errors of the soak's very last minute may not
+    be readable yet: a longer soak makes that minute a smaller share.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
     """
-    start = now - timedelta(seconds=soak_seconds + 60)
+    start = now - timedelta(seconds=soak_seconds)
     errors = soak_errors(cloudwatch, endpoint, start=start, end=now)
     if any(errors.values()):
         found = ", ".join(f"{value:g} {name}" for name, value in errors.items() if value)
