@@ -193,6 +193,18 @@ def rollback(state: State, dataset: str, version: int | None, wait: bool, interv
     views.rollback(state.aws, state.out, dataset, version, wait=wait, interval=interval)
 
 
+@cli.command()
+@click.argument("dataset")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between checks while waiting.")
+@pass_state
+def promote(state: State, dataset: str, wait: bool, interval: float) -> None:
+    """Deploy the model a dataset's staging endpoint serves to its prod endpoint (Stages=staging-prod)."""
+    from mlops_cli import views
+
+    views.promote(state.aws, state.out, dataset, wait=wait, interval=interval)
+
+
 # ---------------------------------------------------------------- endpoints
 
 

@@ -14,6 +14,7 @@ from mlops_cli.output import iso
 # Tags and package properties written by the pipeline (mlops_common.pipeline.deploy / registry).
 STACK_TAG = "mlops:stack"
 PACKAGE_TAG = "mlops:model-package-arn"
+STAGE_TAG = "mlops:stage"
 STACK_PROPERTY = "stack"
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
@@ -37,6 +38,8 @@ class Endpoint:
     created: datetime | None
     modified: datetime | None
     failure: str | None = None
+    # The stage it serves (Stages=staging-prod: "staging" or "prod", docs/stages.md); None with one stage.
+    stage: str | None = None
 
     @property
     def package_version(self) -> str | None:
@@ -54,6 +57,7 @@ class Endpoint:
             "createdAt": iso(self.created),
             "modifiedAt": iso(self.modified),
             "failureReason": self.failure,
+            "stage": self.stage,
         }
 
 
@@ -90,6 +94,7 @@ def _endpoint(aws: Aws, name: str, tags: dict[str, str] | None = None) -> Endpoi
         created=described.get("CreationTime"),
         modified=described.get("LastModifiedTime"),
         failure=described.get("FailureReason"),
+        stage=tags.get(STAGE_TAG),
     )
 
 

@@ -138,8 +138,17 @@ class Run:
         """succeeded | deployed | pending_approval | failed | running | ... from the notification it sent."""
         if self.status != "SUCCEEDED":
             return self.status.lower()
+        if self.stages:  # Stages=staging-prod: staged (awaiting promotion) or succeeded (promoted)
+            return str(self.output["notification"].get("outcome") or "succeeded")
         found = find_key(self.output, ("outcome",))
         return str(found) if found else "succeeded"
+
+    @property
+    def stages(self) -> dict[str, Any] | None:
+        """Stages=staging-prod: staging and prod as the run's notification reported them (docs/stages.md)."""
+        notified = self.output.get("notification") if isinstance(self.output, dict) else None
+        found = notified.get("stages") if isinstance(notified, dict) else None
+        return found if isinstance(found, dict) else None
 
     def step(self, name: str) -> Step | None:
         wanted = name.lower()
@@ -160,6 +169,7 @@ class Run:
             "stoppedAt": iso(self.stopped),
             "durationSeconds": round(self.seconds, 3),
             "executionArn": self.arn,
+            **({"stages": self.stages} if self.stages else {}),
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -17,6 +17,8 @@ SHOWN_PARAMETERS = (
     "ApprovalMode",
     "DeployMode",
     "RolloutStrategy",
+    "Stages",
+    "PromotionMode",
     "CostGuardDryRun",
     "CostGuardScope",
     "CreateNotebook",
@@ -84,9 +86,19 @@ def status(aws: Aws, out: Printer, run_count: int) -> None:
         _RUN_COLUMNS, _run_rows(recent, now), title="Recent runs", empty="no runs yet", styles=_RUN_STYLES
     )
     out.line()
+    staged = any(e.stage for e in endpoints)  # a stage column only when Stages=staging-prod made stages
     out.table(
-        ("endpoint", "status", "package", "since"),
-        [[e.name, e.status, _package_label(e.package_arn), _ago(e.modified, now)] for e in endpoints],
+        ("endpoint", *(("stage",) if staged else ()), "status", "package", "since"),
+        [
+            [
+                e.name,
+                *([e.stage or "-"] if staged else []),
+                e.status,
+                _package_label(e.package_arn),
+                _ago(e.modified, now),
+            ]
+            for e in endpoints
+        ],
         title="Endpoints",
         empty="no endpoints",
         styles=STATUS_STYLES,
@@ -138,6 +150,19 @@ def runs_list(aws: Aws, out: Printer, dataset: str | None, status_filter: str | 
     out.table(_RUN_COLUMNS, _run_rows(found, datetime.now(UTC)), empty="no runs", styles=_RUN_STYLES)
 
 
+def _stage_pairs(stages: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Stages=staging-prod: 'staging  <endpoint>: serving v3', 'prod  <endpoint>: awaiting promotion'."""
+    if not stages:
+        return []
+    pairs = []
+    for stage in ("staging", "prod"):
+        facts = stages.get(stage) or {}
+        package = facts.get("modelPackageArn")
+        served = f" {_package_label(package)}" if package else ""
+        pairs.append((stage, f"{facts.get('endpointName')}: {facts.get('status')}{served}"))
+    return pairs
+
+
 def print_run(out: Printer, run: runs.Run) -> None:
     details = run.to_json()
     out.pairs(
@@ -151,6 +176,7 @@ def print_run(out: Printer, run: runs.Run) -> None:
             ("model package", details["modelPackageArn"]),
             ("endpoint", details["endpointName"]),
             ("metrics", _metrics_text(details["metrics"]) if isinstance(details["metrics"], dict) else None),
+            *_stage_pairs(run.stages),
         ]
     )
     out.line()
@@ -312,6 +338,67 @@ def rollback(
         failure = final.failure
         out.line(
             f"rollback {final.status}: {failure.step}: {failure.cause}" if failure else final.status,
+            style="red",
+        )
+    if final.status != "SUCCEEDED":
+        raise RunFailedError(final.name)
+
+
+def promote(aws: Aws, out: Printer, dataset: str, *, wait: bool, interval: float) -> None:
+    """Stages=staging-prod: deploy the package the staging endpoint serves to prod (docs/stages.md)."""
+    from botocore.exceptions import ClientError
+
+    from mlops_cli import deployments
+    from mlops_common.pipeline import stages
+
+    try:
+        started = stages.start_promotion(
+            aws.client("sagemaker"),
+            aws.client("stepfunctions"),
+            deploy_state_machine_arn=aws.output("DeployStateMachineArn", "the deploy state machine"),
+            stack_name=aws.target.stack,
+            dataset=dataset,
+        )
+    except stages.PromotionRefusedError as error:
+        raise CliError(f"not promoted: {error}") from error
+    except ClientError as error:
+        raise CliError(f"promotion of {dataset} could not start: {error}") from error
+    if not out.json:
+        out.line(
+            f"promoting {_package_label(started['modelPackageArn'])} from {started['stagingEndpoint']} to "
+            f"{started['prodEndpoint']} (serving {_package_label(started['fromModelPackageArn'])}) through "
+            f"the deploy workflow ({started['executionName']})"
+        )
+    result: dict[str, Any] = {**started, "status": "RUNNING"}
+    if not wait:
+        if out.json:
+            out.data(result)
+        return
+
+    def emit(label: str, status: str, step: runs.Step) -> None:
+        mark = "ok  " if status == "succeeded" else "FAIL"
+        out.line(
+            f"  {mark} {step.name:<34} {seconds_text(step.seconds):>8}",
+            style="red" if status == "failed" else None,
+        )
+
+    final = deployments.wait(aws, started["executionArn"], emit, interval)
+    endpoint = resources.get_endpoint(aws, started["prodEndpoint"])
+    result.update(
+        {
+            "status": final.status,
+            "failure": final.failure.to_json() if final.failure else None,
+            "endpoint": endpoint.to_json(),
+        }
+    )
+    if out.json:
+        out.data(result)
+    elif final.status == "SUCCEEDED":
+        out.line(f"{endpoint.name} now serves {_package_label(endpoint.package_arn)} ({endpoint.status})")
+    else:
+        failure = final.failure
+        out.line(
+            f"promotion {final.status}: {failure.step}: {failure.cause}" if failure else final.status,
             style="red",
         )
     if final.status != "SUCCEEDED":

@@ -54,11 +54,10 @@ def lambda_handler(event: NotifyInput, context: LambdaContext) -> Notification:
         if outcome == "failed":
             metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
             _send(f"Run failed at {message['step']}: {message['dataset']}", message, report.FAILED)
-        elif state.get("source") in (
-            "approval",
-            "rollback",
-        ):  # a pipeline-started deployment is reported by its run
+        elif report.reported_by_deploy(state):  # a pipeline-started deployment is reported by its run
             message["modelPackageArn"] = state.get("modelPackageArn")
+            if (state.get("deploy") or {}).get("stage"):
+                message["stage"] = state["deploy"]["stage"]
             _send(f"Deployment failed: {state.get('modelPackageArn')}", message, report.DEPLOY_FAILED)
         logger.error("failure notified", extra=message)
         return {"error": message["error"], "cause": f"{message['step']}: {message['cause']}"[:32768]}
@@ -67,6 +66,8 @@ def lambda_handler(event: NotifyInput, context: LambdaContext) -> Notification:
         message.update(
             {"modelPackageArn": state.get("modelPackageArn"), "endpointName": deployment.get("endpointName")}
         )
+        if deployment.get("stage"):
+            message["stage"] = deployment["stage"]
         _send(f"Deployed: {deployment.get('endpointName')}", message, report.DEPLOYED)
     else:
         metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
@@ -79,6 +80,11 @@ def lambda_handler(event: NotifyInput, context: LambdaContext) -> Notification:
             message["nextStep"] = (
                 "approve to deploy: aws sagemaker update-model-package --model-approval-status Approved "
                 f"--model-package-arn {message.get('modelPackageArn')}"
+            )
+        if outcome == "staged":
+            message["nextStep"] = (
+                "the model serves on staging and passed its soak; promote it to prod with: "
+                f"{report.promote_command(state, os.environ.get('STACK_NAME', '<stack>'))}"
             )
         _send(f"Run succeeded ({outcome}): {message['dataset']}", message, report.SUCCEEDED)
     logger.info("outcome notified", extra=message)

@@ -128,6 +128,19 @@ def test_opt_out_tag_is_honoured(aws: Aws, endpoint_settings) -> None:
     assert outcome(summary, "not-pinned")[0] == "deleted"
 
 
+def test_a_prod_stage_endpoint_is_kept_and_its_staging_endpoint_swept(aws: Aws, endpoint_settings) -> None:
+    from mlops_common.pipeline.deploy import stage_tags
+
+    # The tags the deploy workflow creates each stage's endpoint with (Stages=staging-prod, docs/stages.md).
+    aws.endpoint("iris", tags={t["Key"]: t["Value"] for t in stage_tags("prod")})
+    aws.endpoint("iris--staging", tags={t["Key"]: t["Value"] for t in stage_tags("staging")})
+
+    summary = sweep_endpoints(aws.sagemaker, aws.cloudwatch, aws.s3, endpoint_settings, NOW)
+
+    assert outcome(summary, "iris") == ("skipped", "opted out with tag cost-guard:keep-running=true")
+    assert outcome(summary, "iris--staging")[0] == "deleted"
+
+
 def test_scope_limits_the_sweep_to_tagged_endpoints(aws: Aws, endpoint_settings) -> None:
     aws.endpoint("team-a", tags={"cost-guard:scope": "team-a"})
     aws.endpoint("team-b", tags={"cost-guard:scope": "team-b"})

@@ -150,7 +150,7 @@ def test_created_resources_get_a_fresh_name_on_every_attempt():
                     f"{name} reuses a name on retry"
                 )
                 checked += 1
-    assert checked == 7
+    assert checked == 8  # PromoteToProd (Stages=staging-prod) is the eighth
 
 
 def test_a_stopped_or_failed_job_cannot_reach_the_next_step():

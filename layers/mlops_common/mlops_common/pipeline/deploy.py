@@ -11,12 +11,13 @@ pipeline started is gated again against the model serving now, and ends "superse
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from mlops_common.aws import error_code
+from mlops_common.cost_guard.settings import OPT_OUT_TAG
 from mlops_common.pipeline import gate, naming, registry, report, rollout_lease
 from mlops_common.pipeline.gate import PACKAGE_TAG
 from mlops_common.pipeline.registry import STACK_PROPERTY
@@ -37,8 +38,11 @@ _BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 LEASE_MARGIN_SECONDS = 900
 # PrepareDeployment's answer: roll out now, wait for the endpoint's lease, or stop (a better model serves).
 READY, WAITING, SUPERSEDED = "ready", "waiting", "superseded"
-# Who asked: a run (gated again against the serving model), a person (approval, or the CLI's rollback).
-SOURCES = ("pipeline", "approval", "rollback")
+# Who asked: a run (gated again against the serving model), a person (approval, or the CLI's rollback), or
+# a promotion from staging to prod (deployed as asked: it passed the gate and the soak on staging).
+SOURCES = ("pipeline", "approval", "rollback", "promotion")
+# The stage an endpoint serves (docs/stages.md), tagged when the deployment creates it.
+STAGE_TAG = "mlops:stage"
 
 
 class EndpointBusyError(RuntimeError):
@@ -57,6 +61,7 @@ class DeployRequest:
     package_arn: str
     source: str = "pipeline"
     endpoint_name: str | None = None
+    stage: str | None = None
 
     @classmethod
     def from_input(cls, data: Any) -> DeployRequest:
@@ -76,7 +81,21 @@ class DeployRequest:
                 f"endpointName {endpoint!r} is not a SageMaker endpoint name (1-63 characters, "
                 "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"
             )
-        return cls(data["modelPackageArn"], source, endpoint)
+        stage = data.get("stage")
+        if stage is not None and stage not in naming.STAGES:
+            raise PackageNotDeployableError(f"stage {stage!r} must be one of {', '.join(naming.STAGES)}")
+        return cls(data["modelPackageArn"], source, endpoint, stage)
+
+
+def stage_tags(stage: str | None) -> list[dict[str, str]]:
+    """Tags a stage's endpoint is created with. Prod opts out of the cost guard's idle deletion (as a
+    person's `cost-guard:keep-running` would); staging may be swept and restored (`mlops restore`)."""
+    if stage is None:
+        return []
+    tags = [{"Key": STAGE_TAG, "Value": stage}]
+    if stage == naming.PROD:
+        tags.append({"Key": OPT_OUT_TAG, "Value": "true"})
+    return tags
 
 
 class PackageNotDeployableError(ValueError):
@@ -214,10 +233,14 @@ def prepare(
     package = _deployable_package(sagemaker, request.package_arn, stack_name)
     properties = package.get("CustomerMetadataProperties", {})
     endpoint = request.endpoint_name or properties["endpoint-name"]
+    # An approval or a rollback names no stage: a staging endpoint's name says it (naming.py).
+    stage = request.stage or (naming.STAGING if endpoint.endswith(naming.STAGING_SUFFIX) else None)
+    request = replace(request, stage=stage)
     wait_seconds, budget, _ = _wait_budget(properties)
     base: dict[str, Any] = {
         "packageArn": request.package_arn,
         "source": request.source,
+        "stage": request.stage,
         "dataset": properties.get("dataset", ""),
         "runId": properties.get("run-id", ""),
         "endpointName": endpoint,
@@ -247,7 +270,14 @@ def prepare(
     existing = _endpoint_now(sagemaker, endpoint)
     return {
         **base,
-        **_rollout(cloudwatch, package, endpoint=endpoint, existing=existing, stack_name=stack_name),
+        **_rollout(
+            cloudwatch,
+            package,
+            endpoint=endpoint,
+            existing=existing,
+            stack_name=stack_name,
+            stage=request.stage,
+        ),
     }
 
 
@@ -258,6 +288,7 @@ def _rollout(
     endpoint: str,
     existing: dict[str, Any] | None,
     stack_name: str,
+    stage: str | None = None,
 ) -> dict[str, Any]:
     properties = package.get("CustomerMetadataProperties", {})
     package_arn = package["ModelPackageArn"]
@@ -318,7 +349,7 @@ def _rollout(
             "rows": _int(properties, "smoke-test-rows", 50),
             "metrics": gate.recorded_metrics(properties),
         },
-        "tags": [{"Key": "mlops:stack", "Value": stack_name}],
+        "tags": [{"Key": "mlops:stack", "Value": stack_name}, *stage_tags(stage)],
         # Set on the endpoint only after the smoke test passed: the tag names the champion.
         "packageTags": [{"Key": PACKAGE_TAG, "Value": package_arn}],
     }

@@ -67,6 +67,27 @@ def dataset_resource_name(stack_name: str, dataset: str) -> str:
     return f"{stack_name}-{slug(dataset, SAGEMAKER_NAME_MAX - len(stack_name) - 1)}"
 
 
+# Stages (pipeline/stages.py): prod keeps the dataset's own name, so a stack switched from one stage to two
+# keeps serving from the same endpoint; staging adds a suffix with a double hyphen, which no slug holds, so
+# the staging endpoint of 'iris' and the endpoint of a dataset named 'iris-staging' never meet.
+STAGING, PROD = "staging", "prod"
+STAGES = (STAGING, PROD)
+STAGING_SUFFIX = f"--{STAGING}"
+
+
+def stage_endpoint_name(stack_name: str, dataset: str, stage: str | None = None) -> str:
+    """The endpoint of a dataset's stage: '<stack>-<dataset slug>' (prod, or no stages) or
+    '<stack>-<dataset slug>--staging'."""
+    if stage in (None, PROD):
+        return dataset_resource_name(stack_name, dataset)
+    if stage != STAGING:
+        raise ValueError(f"stage {stage!r} must be one of {', '.join(STAGES)}")
+    _check_stack_name(stack_name)
+    # max: 43 (stack) + 1 + at least 10 (slug) + 9 ("--staging") = 63
+    room = SAGEMAKER_NAME_MAX - len(stack_name) - 1 - len(STAGING_SUFFIX)
+    return f"{stack_name}-{slug(dataset, room)}{STAGING_SUFFIX}"
+
+
 def run_prefix(stack_name: str, dataset: str, run_id: str) -> str:
     """Per-run prefix for job names; the state machine appends '-<step>-<uuid4>' on every attempt.
 

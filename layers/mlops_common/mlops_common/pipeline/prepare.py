@@ -28,6 +28,7 @@ from mlops_common.pipeline.run_inputs import (
     load_config,
 )
 from mlops_common.pipeline.snapshot import Entry, ManifestError
+from mlops_common.pipeline.stages import StageSettings, run_stages
 from mlops_common.pipeline.trigger import TRAINING_PREFIX
 
 
@@ -49,6 +50,7 @@ class Settings:
     output_bucket: str
     models_bucket: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    stages: StageSettings = field(default_factory=StageSettings)
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Settings:
@@ -59,6 +61,7 @@ class Settings:
             output_bucket=env["OUTPUT_BUCKET"],
             models_bucket=env["MODELS_BUCKET"],
             defaults=defaults_from_env(env.get("PIPELINE_DEFAULTS")),
+            stages=StageSettings.from_env(env),
         )
 
 
@@ -172,12 +175,14 @@ def prepare_run(
     code = recipe_bundle.ensure_uploaded(s3, settings.models_bucket, files)
 
     base = naming.dataset_resource_name(settings.stack_name, run.dataset)
+    stage_plan = run_stages(settings.stages, settings.stack_name, run.dataset, config.as_dict())
     names = {
         "jobPrefix": naming.run_prefix(settings.stack_name, run.dataset, run.run_id),
         "experiment": base,
         "trial": naming.trial_name(settings.stack_name, run.run_id),
         "modelPackageGroup": base,
-        "endpoint": base,
+        # The endpoint this run deploys to: the dataset's own, or its staging endpoint (docs/stages.md).
+        "endpoint": stage_plan["endpoints"][stage_plan["first"] or naming.PROD],
     }
     run_path = snapshot.run_path(run.dataset, run.run_id)
     processed = f"s3://{settings.output_bucket}/{run_path}/processed"
@@ -244,6 +249,7 @@ def prepare_run(
         "names": names,
         "paths": paths,
         "jobs": jobs,
+        "stages": stage_plan,
     }
 
 

@@ -279,7 +279,69 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
         "endpointName": (run.get("names") or {}).get("endpoint"),
         # The evaluation report (report.html, self-contained), once the evaluation job has written it.
         "report": (run.get("paths") or {}).get("report") if _evaluated(state) else None,
+        **stage_summary(state),
     }
+
+
+def _deployed(result: Any) -> dict[str, Any]:
+    """The deploy workflow's output in a pipeline state (a startExecution.sync:2 result), or {}."""
+    output = result.get("output") if isinstance(result, dict) else None
+    return output if isinstance(output, dict) and output.get("outcome") == "deployed" else {}
+
+
+def stage_summary(state: dict[str, Any]) -> dict[str, Any]:
+    """Stages=staging-prod: where the run's model stands on staging and on prod (docs/stages.md); {} else."""
+    stages = (state.get("run") or {}).get("stages") or {}
+    if stages.get("mode") != "staging-prod":
+        return {}
+    endpoints = stages.get("endpoints") or {}
+    staged, promoted = _deployed(state.get("deployment")), _deployed(state.get("promotion"))
+    failed_step = state.get("failedStep")
+    soak = state.get("soak") if isinstance(state.get("soak"), dict) else None
+    if staged:
+        staging_status = "soak failed" if failed_step == "CheckStagingSoak" else "serving"
+    else:
+        staging_status = "failed" if failed_step == "DeployModel" else "not deployed"
+    if promoted:
+        prod_status = "serving"
+    elif failed_step == "PromoteToProd":
+        prod_status = "promotion failed"
+    elif staged and soak is not None:
+        prod_status = "awaiting promotion"
+    else:
+        prod_status = "not promoted"
+    return {
+        "stages": {
+            "staging": {
+                "endpointName": endpoints.get("staging"),
+                "status": staging_status,
+                "modelPackageArn": staged.get("modelPackageArn"),
+                "soak": {"seconds": stages.get("soakSeconds"), "errors": soak.get("errors")}
+                if soak
+                else None,
+            },
+            "prod": {
+                "endpointName": endpoints.get("prod"),
+                "status": prod_status,
+                "modelPackageArn": promoted.get("modelPackageArn"),
+            },
+            "promotion": stages.get("promotion"),
+        }
+    }
+
+
+def promote_command(state: dict[str, Any], stack_name: str) -> str:
+    """The operator's command that promotes a staged run's model to prod."""
+    dataset = (state.get("run") or {}).get("dataset") or "<dataset>"
+    return f"mlops --stack {stack_name} promote {dataset}"
+
+
+def reported_by_deploy(state: dict[str, Any]) -> bool:
+    """A deployment a person started (approval, rollback, `mlops promote`) is reported by the deploy workflow;
+    one a run started (its own deploy, an automatic promotion) by the run."""
+    if state.get("source") in ("approval", "rollback"):
+        return True
+    return state.get("source") == "promotion" and "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID" not in state
 
 
 # ---------------------------------------------------------------- where to look next (failure notifications)

@@ -206,6 +206,9 @@ _FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "recipe": _recipe,
     "smoke_test_rows": _integer(1, 100),
     "dataset_quiet_seconds": _integer(1, MAX_QUIET_SECONDS),
+    # Stages=staging-prod only (docs/stages.md); None: the template's PromotionMode / StagingSoakMinutes.
+    "promotion_mode": _optional(_choice(("manual", "automatic"))),
+    "staging_soak_minutes": _optional(_integer(0, 1440)),
 }
 
 BUILT_IN_DEFAULTS: dict[str, Any] = {
@@ -242,6 +245,8 @@ BUILT_IN_DEFAULTS: dict[str, Any] = {
     "recipe": None,
     "smoke_test_rows": 50,
     "dataset_quiet_seconds": 120,
+    "promotion_mode": None,
+    "staging_soak_minutes": None,
 }
 
 
