@@ -129,6 +129,21 @@ class RunJobs(TypedDict):
     evaluate: ProcessingJobRequest
 
 
+class StageEndpoints(TypedDict, total=False):
+    staging: str
+    prod: Required[str]
+
+
+class RunStages(TypedDict):
+    """Where a passing model goes (docs/stages.md): prod only, or staging, a soak, then prod."""
+
+    mode: Literal["single", "staging-prod"]
+    first: Literal["staging"] | None
+    endpoints: StageEndpoints
+    promotion: NotRequired[Literal["manual", "automatic"]]
+    soakSeconds: NotRequired[int]
+
+
 class RunState(TypedDict):
     """PrepareRun's result, at `$.run`: everything later steps need about the run."""
 
@@ -144,6 +159,7 @@ class RunState(TypedDict):
     names: RunNames
     paths: RunPaths
     jobs: RunJobs
+    stages: RunStages
 
 
 class QualityGateInput(TypedDict):
@@ -182,7 +198,8 @@ class Registration(TypedDict):
 
 # --------------------------------------------------------------------------------------------- the deployment
 
-type DeploySource = Literal["pipeline", "approval", "rollback"]
+type DeploySource = Literal["pipeline", "approval", "rollback", "promotion"]
+type Stage = Literal["staging", "prod"]
 
 
 class DeployInput(TypedDict):
@@ -192,6 +209,7 @@ class DeployInput(TypedDict):
     source: NotRequired[DeploySource]
     runId: NotRequired[str]
     endpointName: NotRequired[str]
+    stage: NotRequired[Stage | None]  # None: the pipeline's single stage
 
 
 class PrepareDeploymentInput(TypedDict):
@@ -226,6 +244,7 @@ class DeployPlan(TypedDict):
 
     packageArn: str
     source: DeploySource
+    stage: Stage | None
     dataset: str
     runId: str
     endpointName: str
@@ -315,6 +334,7 @@ class DeployOutcome(TypedDict, total=False):
     modelPackageArn: str
     action: str
     smokeTest: SmokeResult
+    stage: Stage | None
     championPackageArn: str | None
     reason: str
 
@@ -356,6 +376,21 @@ class FinishDeploymentInput(TypedDict):
     executionArn: str
 
 
+class SoakCheckInput(TypedDict):
+    runId: str
+    endpointName: str
+    soakSeconds: int
+
+
+class SoakCheck(TypedDict):
+    """CheckStagingSoak's result, at `$.soak`: the staging endpoint's invocation errors over the soak."""
+
+    endpointName: str
+    soakSeconds: int
+    errors: dict[str, float]
+    passed: bool
+
+
 class PipelineState(TypedDict, total=False):
     """The pipeline's state document: its input (RunStart), then each step's result under its own key."""
 
@@ -371,6 +406,8 @@ class PipelineState(TypedDict, total=False):
     gate: GateDecision
     registration: Registration
     deployment: DeploymentResult
+    soak: SoakCheck
+    promotion: DeploymentResult
     notification: Notification
     failedStep: str
     error: StepError
@@ -378,7 +415,9 @@ class PipelineState(TypedDict, total=False):
 
 
 class NotifyInput(TypedDict):
-    outcome: Literal["succeeded", "superseded", "pending_approval", "failed", "deployed", "deploy_failed"]
+    outcome: Literal[
+        "succeeded", "superseded", "pending_approval", "staged", "failed", "deployed", "deploy_failed"
+    ]
     state: PipelineState | DeployState
     executionArn: NotRequired[str]
 

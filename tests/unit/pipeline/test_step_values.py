@@ -506,6 +506,7 @@ MALFORMED = {
         "state.deploy.packageArn",
     ),
     "smoke_test": ("smoke_test.json", ["smoke", "rows"], "smoke.rows is missing"),
+    "check_soak": ("check_soak.json", ["soakSeconds"], "soakSeconds is missing"),
     "notify": ("notify_failed.json", ["outcome"], "outcome is missing"),
     "prepare_batch": ("batch_execution_input.json", ["inputPrefix"], "inputPrefix is missing"),
     "report_batch": ("report_batch_refused.json", ["state", "prepared", "status"], "state.prepared.status"),
