@@ -65,7 +65,7 @@ def test_structure_substitutions_and_syntax(path: str):
     assert validate_asl.check_file(ROOT / path, validate_asl.template_substitutions()) == []
 
 
-@pytest.mark.parametrize("path", DEFINITIONS)
+@pytest.mark.parametrize("path", [*DEFINITIONS, "statemachines/batch.asl.json"])
 def test_every_retry_names_only_errors_its_integration_raises(path: str):
     checked = 0
     for name, state in all_states(path).items():
@@ -79,7 +79,7 @@ def test_every_retry_names_only_errors_its_integration_raises(path: str):
         if state["Type"] == "Task" and integration(state) == "lambda":
             assert {e for r in state["Retry"] for e in r["ErrorEquals"]} >= LAMBDA_ERRORS, name
         checked += 1
-    assert checked > 10
+    assert checked > 5
 
 
 @pytest.mark.parametrize("path", DEFINITIONS)
@@ -126,6 +126,34 @@ def test_every_catch_records_its_step_before_notifying():
             target = states[catcher["Next"]]
             if target["Type"] == "Pass":
                 assert target["ResultPath"] == "$.failedStep" and target["Next"] == "NotifyFailure", name
+
+
+ALL_DEFINITIONS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "statemachines").glob("*.asl.json"))
+
+
+def test_the_copies_of_each_retry_policy_and_failure_record_are_equal():
+    """Plain JSONPath ASL has no shared blocks: the same Retry appears on every Task of one integration, and
+    each step has its Record<Step>Failure Pass state (a Catch cannot write a constant; JSONata's Assign
+    could, but the emulator does not run it). This test holds the copies equal instead."""
+    policies: dict[str, set[str]] = {}
+    for path in ALL_DEFINITIONS:
+        for name, state in all_states(path).items():
+            if "Retry" in state:
+                policies.setdefault(integration(state), set()).add(json.dumps(state["Retry"], sort_keys=True))
+            if name.startswith("Record") and name.endswith("Failure"):
+                step = name.removeprefix("Record").removesuffix("Failure")
+                assert {k: v for k, v in state.items() if k != "Comment"} == {
+                    "Type": "Pass",
+                    "Result": step,
+                    "ResultPath": "$.failedStep",
+                    "Next": state["Next"],
+                }, name
+    # One policy per integration, but: PrepareDeployment also waits out EndpointBusyError and the batch
+    # waiter's check retries its own AWS errors (lambda); jobs and endpoint calls retry apart (parallel).
+    allowed = {"lambda": 3, "parallel": 2}
+    assert {kind: len(found) for kind, found in policies.items()} == {
+        kind: allowed.get(kind, 1) for kind in policies
+    }, policies
 
 
 NAME_OF_CREATED = {
