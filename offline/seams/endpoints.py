@@ -14,7 +14,8 @@ fails); `update_endpoint` is not implemented.
   says why (rollback).
 - sagemaker-runtime InvokeEndpoint forwards Body, ContentType and Accept to the server and returns its answer;
   a 4xx/5xx answer becomes ModelError (HTTP 424) with the server's message. Each call adds 1 to the CloudWatch
-  metric AWS/SageMaker Invocations (EndpointName, VariantName), which idle-endpoint checks read.
+  metric AWS/SageMaker Invocations (EndpointName, VariantName), which idle-endpoint checks read; a model's
+  error answer also to the error metrics SageMaker publishes, which the staging soak reads.
 - DeleteEndpoint stops the server; uninstall stops them all. The first production variant serves all traffic.
 
 moto internals touched: `moto.sagemaker.models.SageMakerModelBackend.create_endpoint` / `.delete_endpoint`
@@ -332,22 +333,29 @@ def stop_fleet(account_id: str, region: str, endpoint_name: str) -> None:
         fleet.stop()
 
 
-def _count_invocation(account_id: str, region: str, endpoint_name: str, variant: str) -> None:
+def _count_invocation(
+    account_id: str,
+    region: str,
+    endpoint_name: str,
+    variant: str,
+    metrics: tuple[str, ...] = ("Invocations",),
+) -> None:
+    """Add 1 to each of the endpoint's AWS/SageMaker invocation metrics named: Invocations for every call;
+    for a model's non-2xx answer or none at all, the error metrics SageMaker publishes
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html), which the rollback alarms
+    and the staging soak read."""
     try:
         from moto.cloudwatch.models import cloudwatch_backends
 
+        dimensions = [
+            {"Name": "EndpointName", "Value": endpoint_name},
+            {"Name": "VariantName", "Value": variant},
+        ]
         cloudwatch_backends[account_id][region].put_metric_data(
             "AWS/SageMaker",
             [
-                {
-                    "MetricName": "Invocations",
-                    "Value": 1.0,
-                    "Unit": "None",
-                    "Dimensions": [
-                        {"Name": "EndpointName", "Value": endpoint_name},
-                        {"Name": "VariantName", "Value": variant},
-                    ],
-                }
+                {"MetricName": name, "Value": 1.0, "Unit": "None", "Dimensions": dimensions}
+                for name in metrics
             ],
         )
     except Exception:  # noqa: BLE001, S110 - the metric is a convenience; never fail an invocation over it
@@ -385,11 +393,21 @@ def invoke_endpoint(self: Any) -> Any:
     except urllib.error.HTTPError as error:
         text = error.read().decode("utf-8", errors="replace")
         kind = "client" if error.code < 500 else "server"
+        _count_invocation(
+            self.current_account,
+            self.region,
+            name,
+            fleet.variant_name,
+            ("Invocation4XXErrors" if error.code < 500 else "Invocation5XXErrors", "InvocationModelErrors"),
+        )
         failure = ModelError(f'Received {kind} error ({error.code}) from primary with message "{text}".')
         failure.OriginalStatusCode = error.code
         failure.OriginalMessage = text
         raise failure from error
     except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        _count_invocation(
+            self.current_account, self.region, name, fleet.variant_name, ("InvocationModelErrors",)
+        )
         raise ModelError(f"The inference server of endpoint {name} did not answer: {error}") from error
     return (
         200,

@@ -217,17 +217,12 @@ def test_unknown_image_endpoint_fails(models_bucket: OfflineState) -> None:
     )
 
 
-def test_invocations_are_counted_in_cloudwatch(models_bucket: OfflineState) -> None:
-    aws("sagemaker").create_endpoint(EndpointName="counted", EndpointConfigName=_model("counted", 1))
-    _wait("counted")
-    _predict("counted")
-    _predict("counted")
-
+def _metric_sum(endpoint: str, metric: str) -> float:
     stats = aws("cloudwatch").get_metric_statistics(
         Namespace="AWS/SageMaker",
-        MetricName="Invocations",
+        MetricName=metric,
         Dimensions=[
-            {"Name": "EndpointName", "Value": "counted"},
+            {"Name": "EndpointName", "Value": endpoint},
             {"Name": "VariantName", "Value": "AllTraffic"},
         ],
         StartTime=time.time() - 600,
@@ -235,7 +230,24 @@ def test_invocations_are_counted_in_cloudwatch(models_bucket: OfflineState) -> N
         Period=3600,
         Statistics=["Sum"],
     )
-    assert sum(p["Sum"] for p in stats["Datapoints"]) == 2
+    return sum(p["Sum"] for p in stats["Datapoints"])
+
+
+def test_invocations_and_the_models_errors_are_counted_in_cloudwatch(models_bucket: OfflineState) -> None:
+    aws("sagemaker").create_endpoint(EndpointName="counted", EndpointConfigName=_model("counted", 1))
+    _wait("counted")
+    _predict("counted")
+    _predict("counted")
+    # The model's server answers 500 to an empty JSON object (an exception in input_fn).
+    with pytest.raises(ClientError):
+        aws("sagemaker-runtime").invoke_endpoint(
+            EndpointName="counted", ContentType="application/json", Body=b"{}"
+        )
+
+    assert _metric_sum("counted", "Invocations") == 3
+    assert _metric_sum("counted", "Invocation5XXErrors") == 1
+    assert _metric_sum("counted", "InvocationModelErrors") == 1
+    assert _metric_sum("counted", "Invocation4XXErrors") == 0
 
 
 def test_gap_moto_has_no_update_endpoint_and_a_canned_invoke(plain_moto: None) -> None:
