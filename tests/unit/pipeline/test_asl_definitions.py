@@ -132,9 +132,10 @@ ALL_DEFINITIONS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "statem
 
 
 def test_the_copies_of_each_retry_policy_and_failure_record_are_equal():
-    """Plain JSONPath ASL has no shared blocks: the same Retry appears on every Task of one integration, and
-    each step has its Record<Step>Failure Pass state (a Catch cannot write a constant; JSONata's Assign
-    could, but the emulator does not run it). This test holds the copies equal instead."""
+    """ASL has no shared blocks: the same Retry appears on every Task of one integration, and each step has
+    its Record<Step>Failure Pass state. A Catch's `Assign` of a variable would replace those states, but the
+    emulator cannot read a variable back (moto 5.2.5 assigns `$failedStep`, then fails the next state with
+    TypeError), so this test holds the copies equal instead."""
     policies: dict[str, set[str]] = {}
     for path in ALL_DEFINITIONS:
         for name, state in all_states(path).items():
