@@ -292,6 +292,56 @@ def set_approval(aws: Aws, out: Printer, ref: str, status: str, note: str | None
         out.line(f"the approval starts its deployment to {endpoint}; watch it with `mlops status`")
 
 
+def _follow_deployment(
+    aws: Aws,
+    out: Printer,
+    result: dict[str, Any],
+    *,
+    execution_arn: str,
+    endpoint_name: str,
+    action: str,
+    wait: bool,
+    interval: float,
+) -> None:
+    """Print a deployment the command started, step by step, until it ends (or its start only, without
+    --wait); a deployment that did not succeed exits non-zero."""
+    from mlops_cli import deployments
+
+    if not wait:
+        if out.json:
+            out.data(result)
+        return
+
+    def emit(label: str, status: str, step: runs.Step) -> None:
+        mark = "ok  " if status == "succeeded" else "FAIL"
+        out.line(
+            f"  {mark} {step.name:<34} {seconds_text(step.seconds):>8}",
+            style="red" if status == "failed" else None,
+        )
+
+    final = deployments.wait(aws, execution_arn, emit, interval)
+    endpoint = resources.get_endpoint(aws, endpoint_name)
+    result.update(
+        {
+            "status": final.status,
+            "failure": final.failure.to_json() if final.failure else None,
+            "endpoint": endpoint.to_json(),
+        }
+    )
+    if out.json:
+        out.data(result)
+    elif final.status == "SUCCEEDED":
+        out.line(f"{endpoint_name} now serves {_package_label(endpoint.package_arn)} ({endpoint.status})")
+    else:
+        failure = final.failure
+        out.line(
+            f"{action} {final.status}: {failure.step}: {failure.cause}" if failure else final.status,
+            style="red",
+        )
+    if final.status != "SUCCEEDED":
+        raise RunFailedError(final.name)
+
+
 def rollback(
     aws: Aws, out: Printer, dataset: str, version: int | None, *, wait: bool, interval: float
 ) -> None:
@@ -309,46 +359,22 @@ def rollback(
         "executionArn": execution["executionArn"],
         "status": "RUNNING",
     }
-    if not wait:
-        if out.json:
-            out.data(result)
-        return
-
-    def emit(label: str, status: str, step: runs.Step) -> None:
-        mark = "ok  " if status == "succeeded" else "FAIL"
-        out.line(
-            f"  {mark} {step.name:<34} {seconds_text(step.seconds):>8}",
-            style="red" if status == "failed" else None,
-        )
-
-    final = deployments.wait(aws, execution["executionArn"], emit, interval)
-    endpoint = resources.get_endpoint(aws, plan.endpoint)
-    result.update(
-        {
-            "status": final.status,
-            "failure": final.failure.to_json() if final.failure else None,
-            "endpoint": endpoint.to_json(),
-        }
+    _follow_deployment(
+        aws,
+        out,
+        result,
+        execution_arn=execution["executionArn"],
+        endpoint_name=plan.endpoint,
+        action="rollback",
+        wait=wait,
+        interval=interval,
     )
-    if out.json:
-        out.data(result)
-    elif final.status == "SUCCEEDED":
-        out.line(f"{plan.endpoint} now serves {_package_label(endpoint.package_arn)} ({endpoint.status})")
-    else:
-        failure = final.failure
-        out.line(
-            f"rollback {final.status}: {failure.step}: {failure.cause}" if failure else final.status,
-            style="red",
-        )
-    if final.status != "SUCCEEDED":
-        raise RunFailedError(final.name)
 
 
 def promote(aws: Aws, out: Printer, dataset: str, *, wait: bool, interval: float) -> None:
     """Stages=staging-prod: deploy the package the staging endpoint serves to prod (docs/stages.md)."""
     from botocore.exceptions import ClientError
 
-    from mlops_cli import deployments
     from mlops_common.pipeline import stages
 
     try:
@@ -370,39 +396,16 @@ def promote(aws: Aws, out: Printer, dataset: str, *, wait: bool, interval: float
             f"the deploy workflow ({started['executionName']})"
         )
     result: dict[str, Any] = {**started, "status": "RUNNING"}
-    if not wait:
-        if out.json:
-            out.data(result)
-        return
-
-    def emit(label: str, status: str, step: runs.Step) -> None:
-        mark = "ok  " if status == "succeeded" else "FAIL"
-        out.line(
-            f"  {mark} {step.name:<34} {seconds_text(step.seconds):>8}",
-            style="red" if status == "failed" else None,
-        )
-
-    final = deployments.wait(aws, started["executionArn"], emit, interval)
-    endpoint = resources.get_endpoint(aws, started["prodEndpoint"])
-    result.update(
-        {
-            "status": final.status,
-            "failure": final.failure.to_json() if final.failure else None,
-            "endpoint": endpoint.to_json(),
-        }
+    _follow_deployment(
+        aws,
+        out,
+        result,
+        execution_arn=started["executionArn"],
+        endpoint_name=started["prodEndpoint"],
+        action="promotion",
+        wait=wait,
+        interval=interval,
     )
-    if out.json:
-        out.data(result)
-    elif final.status == "SUCCEEDED":
-        out.line(f"{endpoint.name} now serves {_package_label(endpoint.package_arn)} ({endpoint.status})")
-    else:
-        failure = final.failure
-        out.line(
-            f"promotion {final.status}: {failure.step}: {failure.cause}" if failure else final.status,
-            style="red",
-        )
-    if final.status != "SUCCEEDED":
-        raise RunFailedError(final.name)
 
 
 # ---------------------------------------------------------------- endpoints

@@ -392,7 +392,8 @@ class SoakCheck(TypedDict):
 
 
 class PipelineState(TypedDict, total=False):
-    """The pipeline's state document: its input (RunStart), then each step's result under its own key."""
+    """The pipeline's state document: its input (RunStart), then each step's result under its own key.
+    The input's fields are repeated as optional: a run whose input was malformed must still be notified."""
 
     runId: str
     bucket: str
@@ -612,8 +613,8 @@ def _union_problems(model: Any, value: object, path: str) -> list[str]:
     if any(not _problems(member, value, path) for member in members):
         return []
     objects = [member for member in members if is_typeddict(member)]
-    if isinstance(value, dict) and len(objects) == 1:  # name the object's own fields
-        return _problems(objects[0], value, path)
+    if isinstance(value, dict) and objects:  # name the fields of the object it comes closest to
+        return min((_problems(member, value, path) for member in objects), key=len)
     return [f"{path or 'the value'} is {_describe(value)}, expected {_expected(model)}"]
 
 
