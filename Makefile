@@ -169,11 +169,12 @@ smoke: $(BIN)/.installed ## Post-deploy check of a deployed stack: make smoke ST
 	@test -n "$$STACK" || { echo "STACK is not set: make smoke STACK=<stack name>"; exit 2; }
 	$(BIN)/python -m cicd.post_deploy_check --stack "$$STACK"
 
-bench: build ## Benchmarks (figures printed, not asserted): cost guard sweep, handler cold start, batch predictions, a 1,000-file sync
+bench: build ## Benchmarks (figures printed, not asserted): cost guard sweep, handler cold start, batch predictions, a 1,000-file sync, each data kind
 	$(BIN)/python bench/cost_guard_sweep.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/batch_predictions.py
 	$(BIN)/python bench/trigger_events.py
+	$(BIN)/python bench/model_kinds.py
 
 lock: ## Re-pin requirements/dev.txt from requirements/dev.in
 	$(BIN)/python -m pip install --quiet -r requirements/dev.in
