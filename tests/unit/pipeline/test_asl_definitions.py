@@ -82,7 +82,7 @@ def test_every_retry_names_only_errors_its_integration_raises(path: str):
     assert checked > 5
 
 
-@pytest.mark.parametrize("path", DEFINITIONS)
+@pytest.mark.parametrize("path", [*DEFINITIONS, "statemachines/batch.asl.json"])
 def test_a_request_sagemaker_rejects_fails_at_once(path: str):
     """Every optimized SageMaker call sits in a Parallel that retries only TransientSageMakerError; its
     Catch of SageMaker.AmazonSageMakerException goes to a Choice whose default re-raises the error as is."""
@@ -111,8 +111,8 @@ def test_a_request_sagemaker_rejects_fails_at_once(path: str):
 
 
 def test_a_job_that_failed_for_want_of_capacity_is_retried():
-    states = all_states("statemachines/pipeline.asl.json")
-    for step in ("ProcessData", "TrainModel", "EvaluateModel"):
+    states = {**all_states("statemachines/pipeline.asl.json"), **all_states("statemachines/batch.asl.json")}
+    for step in ("ProcessData", "TrainModel", "EvaluateModel", "RunTransform"):
         choice = states[f"{step}JobTransient?"]
         patterns = {c["StringMatches"] for rule in choice["Choices"] for c in rule["Or"]}
         assert "*CapacityError*" in patterns and choice["Choices"][0]["Next"] == f"{step}TransientError"

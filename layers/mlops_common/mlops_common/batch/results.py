@@ -182,7 +182,7 @@ def failed_message(state: BatchState) -> tuple[str, dict[str, Any]]:
     step = state.get("failedStep", "unknown step")
     name, cause = report.explain(str(error.get("Error", "BatchFailed")), error.get("Cause"))
     cause = transform_cause(error.get("Cause")) or cause
-    if name.startswith("States."):
+    if name.startswith("States.") or name in report.WRAPPED_JOB_ERRORS:
         name = "TransformJobFailed" if step == "RunTransform" else "BatchFailed"
     prepared = state.get("prepared") or {"dataset": state.get("dataset"), "batchId": state.get("batchId")}
     message = {"outcome": "failed", **_identity(prepared), "step": step, "error": name, "cause": cause}
