@@ -23,10 +23,12 @@ class RollbackPlan:
     endpoint: str
     serving: str | None
     package: resources.Package
+    stage: str | None = None  # None: the endpoint the package was registered for
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
+            "stage": self.stage,
             "endpointName": self.endpoint,
             "fromModelPackageArn": self.serving,
             "toModelPackageArn": self.package.arn,
@@ -34,12 +36,25 @@ class RollbackPlan:
         }
 
 
-def plan_rollback(aws: Aws, dataset: str, version: int | None) -> RollbackPlan:
+def stage_endpoint(registered: str, stage: str | None) -> str:
+    """The endpoint of a stage, from the one packages are registered for (staging with Stages=staging-prod,
+    the only one otherwise; pipeline/naming.py)."""
+    from mlops_common.pipeline import naming
+
+    if stage is None:
+        return registered
+    if not registered.endswith(naming.STAGING_SUFFIX):
+        raise CliError(f"{registered} has no stages (Stages=single): leave out --stage")
+    return registered if stage == naming.STAGING else registered.removesuffix(naming.STAGING_SUFFIX)
+
+
+def plan_rollback(aws: Aws, dataset: str, version: int | None, stage: str | None = None) -> RollbackPlan:
     group = resources.dataset_group(aws, dataset)
     every = resources.packages(aws, group)
     approved = [p for p in every if p.status == resources.APPROVED]
-    endpoint = next(
-        (p.properties["endpoint-name"] for p in every if p.properties.get("endpoint-name")), group
+    endpoint = stage_endpoint(
+        next((p.properties["endpoint-name"] for p in every if p.properties.get("endpoint-name")), group),
+        stage,
     )
     try:
         serving = resources.get_endpoint(aws, endpoint).package_arn
@@ -67,7 +82,7 @@ def plan_rollback(aws: Aws, dataset: str, version: int | None) -> RollbackPlan:
             )
     if chosen.arn == serving:
         raise CliError(f"{endpoint} already serves version {chosen.version}")
-    return RollbackPlan(resources.dataset_of(chosen, dataset), endpoint, serving, chosen)
+    return RollbackPlan(resources.dataset_of(chosen, dataset), endpoint, serving, chosen, stage)
 
 
 def execution_name(plan: RollbackPlan, now: datetime) -> str:
@@ -84,7 +99,10 @@ def start(aws: Aws, plan: RollbackPlan) -> dict[str, str]:
     response = aws.client("stepfunctions").start_execution(
         stateMachineArn=machine,
         name=name,
-        input=json.dumps({"modelPackageArn": plan.package.arn, "source": "rollback"}),
+        input=json.dumps(
+            {"modelPackageArn": plan.package.arn, "source": "rollback"}
+            | ({"endpointName": plan.endpoint, "stage": plan.stage} if plan.stage else {})
+        ),
     )
     return {"name": name, "executionArn": response["executionArn"]}
 

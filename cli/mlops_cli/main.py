@@ -183,14 +183,21 @@ def reject(state: State, package: str, reason: str) -> None:
 @click.option(
     "--to", "version", type=int, help="Package version to deploy (default: the one before the serving one)."
 )
+@click.option(
+    "--stage",
+    type=click.Choice(["staging", "prod"]),
+    help="With Stages=staging-prod: the stage's endpoint (default: staging, where runs deploy).",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between checks while waiting.")
 @pass_state
-def rollback(state: State, dataset: str, version: int | None, wait: bool, interval: float) -> None:
+def rollback(
+    state: State, *, dataset: str, version: int | None, stage: str | None, wait: bool, interval: float
+) -> None:
     """Deploy an earlier approved package of a dataset through the deploy workflow."""
     from mlops_cli import views
 
-    views.rollback(state.aws, state.out, dataset, version, wait=wait, interval=interval)
+    views.rollback(state.aws, state.out, dataset, version, stage=stage, wait=wait, interval=interval)
 
 
 @cli.command()

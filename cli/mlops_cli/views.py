@@ -343,11 +343,18 @@ def _follow_deployment(
 
 
 def rollback(
-    aws: Aws, out: Printer, dataset: str, version: int | None, *, wait: bool, interval: float
+    aws: Aws,
+    out: Printer,
+    dataset: str,
+    version: int | None,
+    *,
+    stage: str | None = None,
+    wait: bool,
+    interval: float,
 ) -> None:
     from mlops_cli import deployments
 
-    plan = deployments.plan_rollback(aws, dataset, version)
+    plan = deployments.plan_rollback(aws, dataset, version, stage)
     execution = deployments.start(aws, plan)
     if not out.json:
         out.line(

@@ -236,3 +236,14 @@ def test_follow_reports_a_polling_step_once_when_the_run_moves_past_it() -> None
     assert seen([*loop, smoke]) == [("DescribeEndpoint", 2, 3.0)]
     done = _event(7, "TaskStateExited", 8, stateExitedEventDetails={"name": "SmokeTest"})
     assert seen([*loop, smoke, done], "SUCCEEDED") == [("SmokeTest", 1, 1.0)]
+
+
+def test_a_stage_names_its_endpoint_and_a_single_stage_stack_refuses_one() -> None:
+    from mlops_cli.deployments import stage_endpoint
+
+    assert stage_endpoint("ml-iris--staging", "prod") == "ml-iris"
+    assert stage_endpoint("ml-iris--staging", "staging") == "ml-iris--staging"
+    assert stage_endpoint("ml-iris--staging", None) == "ml-iris--staging"
+    assert stage_endpoint("ml-iris", None) == "ml-iris"
+    with pytest.raises(CliError, match=r"ml-iris has no stages \(Stages=single\): leave out --stage"):
+        stage_endpoint("ml-iris", "prod")

@@ -225,6 +225,29 @@ def test_a_smoke_failure_on_prod_rolls_prod_back_and_leaves_staging_alone(aws, p
     assert stages_shown[staging] == "staging" and stages_shown[prod] == "prod"
 
 
+def test_rollback_names_the_stage_whose_endpoint_it_changes(aws, promoted):
+    """After the smoke failure above prod serves the first package and staging the second: `--stage prod`
+    puts a named version on prod through the deploy workflow and leaves staging alone."""
+    staging, prod = endpoints(aws, "tulips")
+    staged_package = serving(aws, staging)[1]
+    if serving(aws, prod)[1] != promoted.package or staged_package == promoted.package:
+        pytest.skip("the stages do not serve what the smoke-failure test left")
+    version = int(str(staged_package).rsplit("/", 1)[1])
+
+    options = ["--stage", "prod", "--to", str(version), "--interval", "0.2"]
+    result = run_mlops("--stack", aws.stack_name, "-o", "json", "rollback", "tulips", *options)
+
+    answer = result.json()
+    assert answer["status"] == "SUCCEEDED", answer["failure"]
+    assert (answer["stage"], answer["endpointName"]) == ("prod", prod)
+    assert serving(aws, prod) == ("InService", staged_package)
+    assert serving(aws, staging) == ("InService", staged_package)  # staging served it already, untouched
+    prod_tags = endpoint_tags(
+        aws, aws.client("sagemaker").describe_endpoint(EndpointName=prod)["EndpointArn"]
+    )
+    assert prod_tags["mlops:stage"] == "prod" and prod_tags["cost-guard:keep-running"] == "true"
+
+
 def test_errors_during_the_soak_fail_the_run_and_nothing_is_promoted(aws, early_uploads):
     staging, prod = endpoints(aws, "weeds")
     run = staged_run(aws, "weeds", early_uploads["weeds"])  # automatic promotion, 3 errors on staging
