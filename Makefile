@@ -106,19 +106,20 @@ lint: $(BIN)/.installed .venv-checkov/.installed $(WORKFLOW_LINT)/.installed ## 
 build: $(BIN)/.installed ## sam build (no container)
 	$(BIN)/sam build --template template.yaml
 
-# Two workers for the two cores; the end-to-end and CLI tests get a third, as they spend much of their time
-# waiting (quiet times, endpoint polls). loadfile keeps each file's module-scoped fixtures (deployed stacks) in
-# one worker.
+# Two workers for the two cores; the tests against deployed offline stacks get a third, as they spend much of
+# their time waiting (quiet times, endpoint polls, jobs). loadfile keeps each file's module-scoped fixtures
+# (deployed stacks) in one worker.
 PYTEST_WORKERS ?= 2
 STACK_TEST_WORKERS ?= 3
+STACK_TESTS := tests/integration tests/e2e tests/cli
 # Two sessions: the tests against the deployed offline stacks (which install seams into moto) never share a
 # worker process with the unit tests, which expect plain moto.
 # The container contract runs too: the recipe's serving tests and one end-to-end run (jobs and endpoint) under
 # the scikit-learn container's Python, pins and toolkits; `make test-container` runs every recipe test there.
 CONTAINER_RECIPE_TESTS ?= tests/unit/recipe/test_recipe_inference.py tests/unit/recipe/test_batch_inference.py
 test: lint build container-venv ## All gates, then the whole test suite (with the container contract)
-	CONTAINER_VENV_REQUIRED=1 CONTAINER_RECIPE_TESTS="$(CONTAINER_RECIPE_TESTS)" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/e2e --ignore=tests/cli
-	CONTAINER_VENV_REQUIRED=1 $(BIN)/python -m pytest -n $(STACK_TEST_WORKERS) --dist loadfile tests/e2e tests/cli
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(STACK_TESTS))
+	CONTAINER_VENV_REQUIRED=1 CONTAINER_RECIPE_TESTS="$(CONTAINER_RECIPE_TESTS)" $(BIN)/python -m pytest -n $(STACK_TEST_WORKERS) --dist loadfile $(STACK_TESTS)
 
 # CONTAINER_VENV_REQUIRED: the container-contract tests fail (instead of skipping) without the container venv.
 test-container: build container-venv ## The recipe tests and one e2e run under the scikit-learn container's toolkits

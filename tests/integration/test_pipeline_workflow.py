@@ -34,13 +34,6 @@ def aws() -> Iterator[Any]:
         yield embedded
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_faults(aws: Any) -> Iterator[None]:
-    aws.faults.clear()
-    yield
-    aws.faults.clear()
-
-
 def upload(aws: Any, dataset: str, config: dict[str, Any] | None = None, body: str = IRIS) -> float:
     """pipeline.json first (it starts nothing), then the data; returns when the upload started."""
     started = time.time() - 1

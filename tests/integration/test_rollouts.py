@@ -36,13 +36,6 @@ def aws() -> Iterator[Any]:
         yield embedded
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_faults(aws: Any) -> Iterator[None]:
-    aws.faults.clear()
-    yield
-    aws.faults.clear()
-
-
 def shuffled_labels(csv: str) -> str:
     """The same rows with the labels shuffled: a model trained on it is much worse."""
     header, *rows = csv.strip().splitlines()

@@ -42,13 +42,6 @@ def aws() -> Iterator[Any]:
         yield embedded
 
 
-@pytest.fixture(autouse=True)
-def no_leftover_faults(aws: Any) -> Iterator[None]:
-    aws.faults.clear()
-    yield
-    aws.faults.clear()
-
-
 def endpoints(aws: Any, dataset: str) -> tuple[str, str]:
     return f"{aws.stack_name}-{dataset}--staging", f"{aws.stack_name}-{dataset}"
 
