@@ -52,7 +52,6 @@ type TrainingJobDescription = Annotated[dict[str, Any], ApiShape("sagemaker", "D
 type EndpointDescription = Annotated[dict[str, Any], ApiShape("sagemaker", "DescribeEndpointOutput")]
 type EndpointUpdate = Annotated[dict[str, Any], ApiShape("sagemaker", "UpdateEndpointOutput")]
 type ContainerDefinition = Annotated[dict[str, Any], ApiShape("sagemaker", "ContainerDefinition")]
-type ProductionVariant = Annotated[dict[str, Any], ApiShape("sagemaker", "ProductionVariant")]
 type DeploymentConfig = Annotated[dict[str, Any], ApiShape("sagemaker", "DeploymentConfig")]
 type ServerlessConfig = Annotated[dict[str, Any], ApiShape("sagemaker", "ProductionVariantServerlessConfig")]
 type TransformRequest = Annotated[dict[str, Any], ApiShape("sagemaker", "CreateTransformJobRequest")]
@@ -266,7 +265,7 @@ class DeployPlan(TypedDict):
     maxPolls: NotRequired[int]
     smoke: NotRequired[SmokeSettings]
     tags: NotRequired[list[Tag]]
-    packageTags: NotRequired[list[Tag]]
+    servingTags: NotRequired[list[Tag]]
 
 
 class CreatedResource(TypedDict):

@@ -63,7 +63,7 @@ def test_first_deployment_creates_a_serverless_endpoint(stack, prepared_run, lam
     assert plan["deploymentConfig"] is None and plan["alarms"] == []
     assert plan["endpointArn"].endswith(f":endpoint/{STACK}-iris")
     assert plan["container"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert plan["packageTags"] == [{"Key": "mlops:model-package-arn", "Value": arn}]
+    assert plan["servingTags"] == [{"Key": "mlops:model-package-arn", "Value": arn}]
     assert plan["smoke"]["testDataUri"] == prepared_run["paths"]["test"]
     assert plan["maxPolls"] * plan["waitSeconds"] >= 1800
 

@@ -175,6 +175,26 @@ def test_promotion_starts_the_deploy_workflow_on_prod_with_the_package_staging_s
         stages.staged_model(stack.sagemaker, stack_name=STACK, dataset="iris")
 
 
+def test_a_prod_endpoint_from_a_single_stage_stack_gains_the_cost_guard_opt_out_when_promoted_to(
+    stack, prepared_run, lambda_context
+):
+    """A stack switched from one stage to two serves prod from its old endpoint, created without stage tags:
+    the promotion's update tags it once its smoke test passed, as AddTags does not need a create."""
+    arn = registered(stack, prepared_run, lambda_context)
+    serve_package(stack, PROD, None)  # the single-stage endpoint, untagged
+    plan = prepare_deployment.lambda_handler(
+        deploy_event({"modelPackageArn": arn, "source": "promotion", "stage": "prod", "endpointName": PROD}),
+        lambda_context,
+    )
+    assert plan["action"] == "update"
+    assert {"Key": "cost-guard:keep-running", "Value": "true"} in plan["servingTags"]
+    assert {"Key": "mlops:stage", "Value": "prod"} in plan["servingTags"]
+    single = prepare_deployment.lambda_handler(
+        deploy_event({"modelPackageArn": arn}, execution=f"{STACK}-y"), lambda_context
+    )
+    assert single["servingTags"] == [{"Key": "mlops:model-package-arn", "Value": arn}]
+
+
 def test_a_staging_deployment_may_be_swept_and_a_single_stage_one_is_tagged_as_before(
     stack, prepared_run, lambda_context
 ):

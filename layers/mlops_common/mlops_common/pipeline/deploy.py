@@ -88,8 +88,8 @@ class DeployRequest:
 
 
 def stage_tags(stage: str | None) -> list[dict[str, str]]:
-    """Tags a stage's endpoint is created with. Prod opts out of the cost guard's idle deletion (as a
-    person's `cost-guard:keep-running` would); staging may be swept and restored (`mlops restore`)."""
+    """Tags a stage's endpoint carries. Prod opts out of the cost guard's idle deletion (as a person's
+    `cost-guard:keep-running` would); staging may be swept and restored (`mlops restore`)."""
     if stage is None:
         return []
     tags = [{"Key": STAGE_TAG, "Value": stage}]
@@ -350,8 +350,10 @@ def _rollout(
             "metrics": gate.recorded_metrics(properties),
         },
         "tags": [{"Key": "mlops:stack", "Value": stack_name}, *stage_tags(stage)],
-        # Set on the endpoint only after the smoke test passed: the tag names the champion.
-        "packageTags": [{"Key": PACKAGE_TAG, "Value": package_arn}],
+        # Set on the endpoint only after the smoke test passed: the package tag names the champion. The stage
+        # tags again, as an update keeps the tags the endpoint was created with: a stack switched to two
+        # stages serves prod from its old endpoint, which must gain prod's cost-guard opt-out too.
+        "servingTags": [{"Key": PACKAGE_TAG, "Value": package_arn}, *stage_tags(stage)],
     }
 
 

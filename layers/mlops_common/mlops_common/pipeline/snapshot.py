@@ -94,31 +94,33 @@ def _entry(split: str, dataset: str, version: dict[str, Any]) -> Entry | None:
     )
 
 
-def list_dataset(s3: Any, bucket: str, dataset: str) -> list[Entry]:
-    """The latest version of every object in the dataset's folders (a delete marker hides its key)."""
-    entries: list[Entry] = []
+def latest_versions(s3: Any, bucket: str, dataset: str) -> list[tuple[str, dict[str, Any]]]:
+    """(split, ListObjectVersions entry) of the latest version of every object in the dataset's folders,
+    markers included (a delete marker hides its key)."""
+    found = []
     for split, prefix in zip(SPLITS, dataset_prefixes(dataset), strict=True):
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-            for version in page.get("Versions", []):
-                if version.get("IsLatest"):
-                    entry = _entry(split, dataset, version)
-                    if entry is not None:
-                        entries.append(entry)
+            found += [(split, version) for version in page.get("Versions", []) if version.get("IsLatest")]
+    return found
+
+
+def dataset_entries(dataset: str, versions: list[tuple[str, dict[str, Any]]]) -> list[Entry]:
+    """What a run reads from a listing: data, splits and pipeline.json, in manifest order."""
+    entries = [entry for split, version in versions if (entry := _entry(split, dataset, version)) is not None]
     return sorted(entries, key=lambda e: (SPLITS.index(e.split) if e.split in SPLITS else -1, e.key))
 
 
-def newest_upload_ms(s3: Any, bucket: str, dataset: str) -> int | None:
-    """When the newest object in the dataset's folders was written (epoch ms, from the end of S3's whole
-    second), markers and pipeline.json included; None for an empty dataset. The bucket is the truth about
-    uploads: their events may still be queued behind a backlog."""
-    newest: int | None = None
-    for prefix in dataset_prefixes(dataset):
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-            for version in page.get("Versions", []):
-                if version.get("IsLatest"):
-                    written = int(version["LastModified"].timestamp()) * 1000 + 999
-                    newest = written if newest is None else max(newest, written)
-    return newest
+def list_dataset(s3: Any, bucket: str, dataset: str) -> list[Entry]:
+    """The latest version of every object a run reads in the dataset's folders."""
+    return dataset_entries(dataset, latest_versions(s3, bucket, dataset))
+
+
+def newest_upload_ms(versions: list[tuple[str, dict[str, Any]]]) -> int | None:
+    """When the newest object of a listing was written (epoch ms, from the end of S3's whole second), markers
+    and pipeline.json included; None for an empty dataset. The bucket is the truth about uploads: their events
+    may still be queued behind a backlog."""
+    written = [int(version["LastModified"].timestamp()) * 1000 + 999 for _, version in versions]
+    return max(written, default=None)
 
 
 def defaults_identity(defaults_text: str | None) -> dict[str, Any]:

@@ -132,10 +132,18 @@ def force_token(s3: Any, event: trigger.ObjectEvent) -> str | None:
 
 
 def start_run(
-    dataset: str, *, trigger_kind: str, force: str | None, clients: Clients, settings: Settings
+    dataset: str,
+    *,
+    trigger_kind: str,
+    force: str | None,
+    clients: Clients,
+    settings: Settings,
+    entries: list[snapshot.Entry] | None = None,
 ) -> dict[str, Any]:
-    """List the dataset once, name the run after its content, write its manifest, start it (or find it)."""
-    entries = snapshot.list_dataset(clients.s3, settings.input_bucket, dataset)
+    """List the dataset once (or take the caller's listing), name the run after its content, write its
+    manifest, start it (or find it)."""
+    if entries is None:
+        entries = snapshot.list_dataset(clients.s3, settings.input_bucket, dataset)
     data_files = sum(1 for e in entries if e.split == "training")
     if not data_files and trigger_kind == BY_QUIET_PERIOD:
         # Only a split or pipeline.json so far: not a dataset yet. A marker still starts a run, whose
@@ -312,10 +320,18 @@ def check_quiet_period(
     if check.outcome == batching.SUPERSEDED:
         return {**state, "outcome": SUPERSEDED}
     # Quiet by the recorded events; the bucket may know better when their delivery lags (a backlog).
-    newest = snapshot.newest_upload_ms(clients.s3, settings.input_bucket, dataset)
+    listed = snapshot.latest_versions(clients.s3, settings.input_bucket, dataset)
+    newest = snapshot.newest_upload_ms(listed)
     if newest is not None and (remaining_ms := quiet * 1000 - (now_ms - newest)) > 0:
         return {**state, "outcome": WAITING, "waitSeconds": max(1, math.ceil(remaining_ms / 1000))}
-    run = start_run(dataset, trigger_kind=BY_QUIET_PERIOD, force=None, clients=clients, settings=settings)
+    run = start_run(
+        dataset,
+        trigger_kind=BY_QUIET_PERIOD,
+        force=None,
+        clients=clients,
+        settings=settings,
+        entries=snapshot.dataset_entries(dataset, listed),  # the listing just read: the bytes that were quiet
+    )
     closed = batching.close_quiet_period(
         clients.ddb, settings.table, dataset, waiter=waiter, uploads_seen=check.uploads
     )
